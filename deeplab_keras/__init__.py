@@ -1,0 +1,19 @@
+"""deeplab-keras: the DeepLab family (v1, v2, v3, v3+) for Keras 3.
+
+Example:
+
+```python
+import deeplab_keras as dk
+model = dk.models.DeepLabV3(backbone="resnet101_v1_5", output_stride=8, num_classes=21)
+logits = model.predict(images)  # RGB float32 in 0..255, any size -> logits at input size
+```
+"""
+
+from deeplab_keras import backbones
+from deeplab_keras import convert
+from deeplab_keras import layers
+from deeplab_keras import models
+from deeplab_keras import ops
+from deeplab_keras.version import __version__
+
+__all__ = ["__version__", "backbones", "convert", "layers", "models", "ops"]

@@ -1,0 +1,49 @@
+"""Conv + batch-norm building blocks shared by the backbones and heads."""
+
+import keras
+
+from deeplab_keras.layers.atrous_conv import AtrousConv2D
+from deeplab_keras.layers.atrous_conv import AtrousDepthwiseConv2D
+
+
+def batch_norm(name, epsilon, momentum):
+    return keras.layers.BatchNormalization(axis=-1, epsilon=epsilon, momentum=momentum, name=name)
+
+
+def conv_bn(x, filters, kernel_size, name, *, strides=1, rate=1, use_bias=False, activation="relu",
+            bn_epsilon=1e-5, bn_momentum=0.99, padding="symmetric", conv_suffix="_conv",
+            bn_suffix="_bn"):
+    """AtrousConv2D -> BatchNormalization -> optional ReLU, named `name + suffix`."""
+    x = AtrousConv2D(filters, kernel_size, rate=rate, strides=strides, padding=padding,
+                     use_bias=use_bias, name=name + conv_suffix)(x)
+    x = batch_norm(name + bn_suffix, bn_epsilon, bn_momentum)(x)
+    if activation:
+        x = keras.layers.Activation(activation, name=name + "_" + activation)(x)
+    return x
+
+
+def separable_conv_bn(x, filters, name, *, kernel_size=3, strides=1, rate=1, bn_epsilon=1e-3,
+                      bn_momentum=0.99, depth_activation=False, padding="symmetric"):
+    """Depthwise atrous conv + BN (+ReLU) then pointwise conv + BN (+ReLU).
+
+    The atrous separable convolution of DeepLab v3+: names follow TF-slim's
+    `<name>_depthwise`, `<name>_depthwise_BatchNorm`, `<name>_pointwise`...
+    """
+    x = AtrousDepthwiseConv2D(kernel_size, rate=rate, strides=strides, padding=padding,
+                              name=name + "_depthwise")(x)
+    x = batch_norm(name + "_depthwise_BatchNorm", bn_epsilon, bn_momentum)(x)
+    if depth_activation:
+        x = keras.layers.ReLU(name=name + "_depthwise_relu")(x)
+    x = AtrousConv2D(filters, 1, use_bias=False, name=name + "_pointwise")(x)
+    x = batch_norm(name + "_pointwise_BatchNorm", bn_epsilon, bn_momentum)(x)
+    if depth_activation:
+        x = keras.layers.ReLU(name=name + "_pointwise_relu")(x)
+    return x
+
+
+def max_pool_3x3_s2(x, name, padding="symmetric"):
+    """3x3 stride-2 max pool; "symmetric" pads 1 on each side (post-ReLU input)."""
+    if padding == "symmetric":
+        x = keras.layers.ZeroPadding2D(1, name=name + "_pad")(x)
+        return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name=name)(x)

@@ -1,0 +1,67 @@
+"""What every DeepLab model shares: input, normalisation, upsampled logits."""
+
+import keras
+
+from deeplab_keras import backbones as backbones_lib
+from deeplab_keras.layers.preprocessing import ImageNormalization
+from deeplab_keras.layers.resize import ResizeLike
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def resolve_backbone(backbone, output_stride, backbone_kwargs, who):
+    """Returns a `Backbone` from a name, a serialized config or an instance."""
+    if isinstance(backbone, dict):
+        backbone = keras.saving.deserialize_keras_object(backbone)
+    if isinstance(backbone, str):
+        return backbones_lib.get(backbone, output_stride=output_stride, **(backbone_kwargs or {}))
+    if not isinstance(backbone, backbones_lib.Backbone):
+        raise TypeError(f"{who}: `backbone` must be a name from "
+                        f"{backbones_lib.list_backbones()} or a Backbone; received {backbone!r}.")
+    if backbone_kwargs:
+        raise ValueError(f"{who}: `backbone_kwargs` only applies when `backbone` is a name.")
+    if output_stride is not None and backbone.output_stride != output_stride:
+        raise ValueError(f"{who}: output_stride={output_stride} but the given backbone was "
+                         f"built with output_stride={backbone.output_stride}.")
+    return backbone
+
+
+def image_input():
+    return keras.Input((None, None, 3), name="images", dtype="float32")
+
+
+def normalize(images, mean, std, channel_order):
+    return ImageNormalization(mean=mean, std=std, channel_order=channel_order,
+                              name="normalization")(images)
+
+
+def finish_logits(logits, images, upsample_logits, align_corners):
+    """Upsamples to the input size if asked and returns float32 logits."""
+    if upsample_logits:
+        logits = ResizeLike(align_corners=align_corners, name="upsample")([logits, images])
+    return keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+
+
+class DeepLabModel(keras.Model):
+    """Base of the DeepLab models: a functional model with a stored config.
+
+    Subclasses build their graph in `__init__`, call `_init_model`, and list
+    their constructor arguments in `self._config`.
+    """
+
+    def _init_model(self, inputs, outputs, config, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._config = config
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        for key, value in self._config.items():
+            if isinstance(value, (keras.layers.Layer, keras.Model)):
+                value = keras.saving.serialize_keras_object(value)
+            config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

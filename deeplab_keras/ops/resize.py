@@ -1,0 +1,77 @@
+"""Bilinear resizing that works with dynamic shapes on every backend.
+
+`keras.ops.image.resize` needs a static Python size, which a model that
+accepts any image size does not have under `tf.function`. On TensorFlow we
+call `tf.image.resize` (TensorFlow is the backend there, so it is installed);
+elsewhere shapes are concrete at trace time and `keras.ops` suffices.
+
+`align_corners=True` reproduces TF1's `tf.image.resize_bilinear(...,
+align_corners=True)`, which TF research/deeplab checkpoints were trained with;
+it is written with gathers so it runs on every backend.
+"""
+
+import keras
+from keras import ops
+
+
+def spatial_size(x):
+    """Returns (height, width) of an NHWC tensor, static where known."""
+    shape = ops.shape(x)
+    return shape[1], shape[2]
+
+
+def _is_static(size):
+    return all(isinstance(s, int) for s in size)
+
+
+def _lerp_axis(x, out_len, axis):
+    """Align-corners linear interpolation of `x` along `axis` to `out_len`."""
+    in_len = ops.shape(x)[axis]
+    in_f = ops.cast(in_len, "float32")
+    out_f = ops.cast(out_len, "float32")
+    scale = ops.where(out_f > 1.0, (in_f - 1.0) / ops.maximum(out_f - 1.0, 1.0), 0.0)
+    coords = ops.cast(ops.arange(out_len), "float32") * scale
+    lo = ops.floor(coords)
+    frac = coords - lo
+    lo_i = ops.cast(lo, "int32")
+    hi_i = ops.minimum(lo_i + 1, ops.cast(in_len, "int32") - 1)
+    lo_v = ops.take(x, lo_i, axis=axis)
+    hi_v = ops.take(x, hi_i, axis=axis)
+    bshape = [1, 1, 1, 1]
+    bshape[axis] = -1
+    frac = ops.cast(ops.reshape(frac, bshape), x.dtype)
+    return lo_v + (hi_v - lo_v) * frac
+
+
+def resize_bilinear(x, size, align_corners=False):
+    """Bilinearly resizes an NHWC tensor to `size` = (height, width).
+
+    Args:
+        x: tensor of shape `[batch, height, width, channels]`.
+        size: target `(height, width)`; ints or scalar tensors.
+        align_corners: if True, corner pixels of input and output are
+            aligned (TF1 semantics); otherwise half-pixel centres are used
+            (TF2, PyTorch `align_corners=False`).
+
+    Example:
+
+    ```python
+    y = resize_bilinear(keras.ops.ones((1, 33, 33, 21)), (513, 513))
+    ```
+    """
+    size = tuple(size)
+    if len(size) != 2:
+        raise ValueError(f"`size` must be (height, width); received {size!r}.")
+    if align_corners:
+        y = _lerp_axis(x, size[0], axis=1)
+        return _lerp_axis(y, size[1], axis=2)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        y = tf.image.resize(x, size, method="bilinear")
+        return tf.cast(y, x.dtype)
+    if not _is_static(size):
+        size = tuple(int(s) for s in size)
+    return ops.image.resize(
+        x, size, interpolation="bilinear", antialias=False, data_format="channels_last"
+    )

@@ -1,0 +1,61 @@
+"""Shared checks: config round trip, `.keras` save/load, one `fit` step."""
+
+import os
+
+import keras
+import numpy as np
+
+
+def random_images(batch=2, height=37, width=45, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+
+
+def assert_config_round_trip(layer):
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    return clone
+
+
+def run_layer_test(layer, input_data, expected_shape):
+    """Builds, calls, checks output/compute_output_shape and config round trip."""
+    output = layer(input_data)
+    shapes = [np.shape(x) for x in input_data] if isinstance(input_data, list) else np.shape(input_data)
+    assert tuple(np.shape(output)) == tuple(expected_shape)
+    computed = layer.compute_output_shape(shapes)
+    assert tuple(computed) == tuple(expected_shape)
+    clone = assert_config_round_trip(layer)
+    clone(input_data)
+    assert len(clone.weights) == len(layer.weights)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(input_data)), np.asarray(output), atol=1e-5)
+    return output
+
+
+def run_model_saving_test(model, images, tmp_path):
+    """`.keras` save + load under safe_mode=True gives identical outputs."""
+    expected = keras.tree.map_structure(np.asarray, model(images, training=False))
+    path = os.path.join(str(tmp_path), "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    assert type(restored) is type(model)
+    actual = keras.tree.map_structure(np.asarray, restored(images, training=False))
+    keras.tree.map_structure(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), actual,
+                             expected)
+    return restored
+
+
+def run_fit_step(model, images, num_classes, loss=None):
+    """One `fit` step: finite loss and changed weights."""
+    labels = np.random.default_rng(1).integers(0, num_classes, images.shape[:3]).astype("int32")
+    model.compile(optimizer=keras.optimizers.SGD(0.01),
+                  loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [np.array(w) for w in model.trainable_weights]
+    history = model.fit(images, labels, batch_size=len(images), epochs=1, verbose=0)
+    loss_value = history.history["loss"][-1]
+    assert np.isfinite(loss_value), loss_value
+    after = [np.array(w) for w in model.trainable_weights]
+    changed = sum(not np.allclose(a, b) for a, b in zip(before, after))
+    assert changed > 0.5 * len(before), f"only {changed}/{len(before)} weights changed"
+    return loss_value
