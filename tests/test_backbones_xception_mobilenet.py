@@ -30,38 +30,33 @@ def _trainable_count(model):
 
 @pytest.fixture(scope="module")
 def full_size():
-    """Builds full-size backbones with deferred variable initialization.
+    """Full-size backbones at output strides 8, 16 and 32, without weight values.
 
-    Inside `StatelessScope(initialize_variables=False)` variables get their
-    shapes but no values, which is all shape and size checks need; drawing
-    ~40M random weights (compiled per shape under JAX) would take minutes.
-    `clear_session` drops the never-initialized variables afterwards.
+    Inside `StatelessScope(initialize_variables=False)` variables get shapes
+    but no values, which is all shape and size checks need (drawing ~40M
+    random weights, compiled per shape under JAX, takes minutes on a small
+    CPU). `clear_session` then drops them from Keras' list of variables
+    awaiting initialization so that they are never initialized.
     """
-    built = {}
-
-    def get(name, output_stride):
-        key = (name, output_stride)
-        if key not in built:
-            with keras.StatelessScope(initialize_variables=False):
-                built[key] = TINY[name][0](output_stride=output_stride)
-        return built[key]
-
-    yield get
-    built.clear()
+    with keras.StatelessScope(initialize_variables=False):
+        built = {(name, output_stride): build(output_stride=output_stride)
+                 for name, (build, _) in TINY.items() for output_stride in (8, 16, 32)}
     keras.utils.clear_session()
+    return lambda name, output_stride: built[(name, output_stride)]
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
 @pytest.mark.parametrize("output_stride,size", [(8, 65), (16, 33), (32, 17)])
 def test_full_size_symbolic_shapes(full_size, name, output_stride, size):
     backbone = full_size(name, output_stride)
-    with keras.StatelessScope(initialize_variables=False):
-        feats = backbone(keras.KerasTensor((1, 513, 513, 3)))
+    feats = backbone(keras.KerasTensor((1, 513, 513, 3)))
     assert tuple(feats["high_level"].shape) == (1, size, size, HIGH_CHANNELS[name])
     assert tuple(feats["low_level"].shape) == (1, 129, 129, LOW_CHANNELS[name])
     assert backbone.feature_strides["high_level"] == output_stride
     assert backbone.feature_strides["low_level"] == 4
     assert backbone.output_stride == output_stride
+    if name == "mobilenetv2":  # TF deeplab's decoder end point
+        assert tuple(feats["layer_4_depthwise_output"].shape) == (1, 129, 129, 144)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

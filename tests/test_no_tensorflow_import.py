@@ -1,0 +1,34 @@
+"""On JAX, importing the package and building and running models never imports TensorFlow."""
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import sys, numpy as np, keras
+import deeplab_keras as dk
+model = dk.models.DeepLabV3Plus(backbone="resnet50_v1_5", num_classes=3, aspp_filters=8,
+    decoder_filters=8, backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
+    stem_filters=4))
+msc = dk.models.MSC(model, scales=(1.0, 0.5))
+x = np.random.default_rng(0).uniform(0, 255, (2, 33, 33, 3)).astype("float32")
+msc(x)
+assert "tensorflow" not in sys.modules, "deeplab_keras imported TensorFlow on the JAX backend"
+# From here Keras itself uses tf.io.gfile / tf.data when TensorFlow happens to be installed;
+# .ci/run also runs the whole suite in an environment without TensorFlow.
+msc.save(sys.argv[1])
+keras.saving.load_model(sys.argv[1])
+msc.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+msc.fit(x, np.zeros((2, 33, 33), "int32"), epochs=1, verbose=0)
+print("ok")
+"""
+
+
+def test_jax_path_never_imports_tensorflow(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "m.keras")], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
