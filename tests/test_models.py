@@ -116,3 +116,22 @@ def test_clear_errors():
         models.MSC(tiny_models()["v3_resnet"](), scales=(1.0, -1.0))
     with pytest.raises(ValueError, match="expected shape=.*3.*found shape=.*4"):
         tiny_models()["v3_resnet"]()(np.zeros((1, 16, 16, 4), "float32"))
+
+
+def test_models_stay_nhwc_under_a_channels_first_global_setting():
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        for family in ("v2_vgg_S", "v3_resnet"):
+            model = tiny_models()[family]()
+            assert model(random_images(1, 33, 33)).shape == (1, 33, 33, 3)
+    finally:
+        keras.config.set_image_data_format(previous)
+
+
+def test_compiled_predict_matches_eager():
+    model = tiny_models()["v3plus_resnet"]()
+    images = random_images(2, 35, 29)
+    eager = np.asarray(model(images, training=False))
+    model.compile(jit_compile=True)  # XLA on TensorFlow; JAX always compiles
+    np.testing.assert_allclose(model.predict(images, verbose=0), eager, atol=1e-4)

@@ -73,3 +73,18 @@ def test_dynamic_shapes_under_tf_function():
     a, b = f(x, np.zeros((1, 11, 13, 3), "float32"))
     np.testing.assert_allclose(a.numpy(), numpy_bilinear(x, 11, 13, True), atol=1e-5)
     np.testing.assert_allclose(b.numpy(), numpy_bilinear(x, 11, 13, False), atol=1e-5)
+
+
+@pytest.mark.requires_tf
+def test_xla_compiled_resize_is_correct():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA via tf.function is a TensorFlow-backend check")
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(1, 9, 9, 3)).astype("float32")
+    for align_corners in (False, True):
+        for size in [(65, 65), (17, 17), (5, 7)]:
+            f = tf.function(lambda t, s=size, a=align_corners: resize_bilinear(t, s, a),
+                            jit_compile=True)
+            np.testing.assert_allclose(f(x).numpy(), numpy_bilinear(x, *size, align_corners),
+                                       atol=1e-5)

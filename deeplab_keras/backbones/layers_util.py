@@ -44,6 +44,8 @@ def separable_conv_bn(x, filters, name, *, kernel_size=3, strides=1, rate=1, bn_
 def max_pool_3x3_s2(x, name, padding="symmetric"):
     """3x3 stride-2 max pool; "symmetric" pads 1 on each side (post-ReLU input)."""
     if padding == "symmetric":
-        x = keras.layers.ZeroPadding2D(1, name=name + "_pad")(x)
-        return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=name)(x)
-    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name=name)(x)
+        x = keras.layers.ZeroPadding2D(1, data_format="channels_last", name=name + "_pad")(x)
+        return keras.layers.MaxPooling2D(3, strides=2, padding="valid", data_format="channels_last",
+                                         name=name)(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", data_format="channels_last",
+                                     name=name)(x)

@@ -145,7 +145,8 @@ def _bottleneck(x, width, name, *, stride, rate, stride_in, use_bias, first, bn_
                                 name=name + "_0_conv")(x)
         shortcut = batch_norm(name + "_0_bn", bn_epsilon, bn_momentum)(shortcut)
     elif stride > 1:
-        shortcut = keras.layers.MaxPooling2D(1, strides=stride, name=name + "_0_pool")(x)
+        shortcut = keras.layers.MaxPooling2D(1, strides=stride, data_format="channels_last",
+                                             name=name + "_0_pool")(x)
     else:
         shortcut = x
     y = AtrousConv2D(width, 1, strides=stride_1x1, use_bias=use_bias, name=name + "_1_conv")(x)

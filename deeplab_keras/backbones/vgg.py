@@ -44,8 +44,9 @@ class VGG16LargeFOVBackbone(Backbone):
                 x = AtrousConv2D(width, 3, rate=rate, name=f"block{b + 1}_conv{c + 1}")(x)
                 x = keras.layers.Activation("relu", name=f"block{b + 1}_relu{c + 1}")(x)
             pool_stride = 2 if b < 3 else 1
-            x = keras.layers.ZeroPadding2D(1, name=f"block{b + 1}_pad")(x)
-            x = keras.layers.MaxPooling2D(3, strides=pool_stride, name=f"block{b + 1}_pool")(x)
+            x = keras.layers.ZeroPadding2D(1, data_format="channels_last", name=f"block{b + 1}_pad")(x)
+            x = keras.layers.MaxPooling2D(3, strides=pool_stride, data_format="channels_last",
+                                          name=f"block{b + 1}_pool")(x)
             stride *= pool_stride
             features[f"pool{b + 1}"], strides[f"pool{b + 1}"] = x, stride
         features["low_level"], strides["low_level"] = features["pool2"], 4

@@ -6,8 +6,12 @@ call `tf.image.resize` (TensorFlow is the backend there, so it is installed);
 elsewhere shapes are concrete at trace time and `keras.ops` suffices.
 
 `align_corners=True` reproduces TF1's `tf.image.resize_bilinear(...,
-align_corners=True)`, which TF research/deeplab checkpoints were trained with;
-it is written with gathers so it runs on every backend.
+align_corners=True)`, which TF research/deeplab checkpoints were trained with.
+
+Both modes are written with gathers and lerps. On TensorFlow the half-pixel
+mode uses them too: `tf.image.resize` compiled by XLA (`jit_compile=True`,
+Keras' default on GPU) returns wrong values for many size pairs in TF 2.21
+(e.g. 9 -> 65 differs by ~3 on values ~2), so it is avoided.
 """
 
 import keras
@@ -24,13 +28,17 @@ def _is_static(size):
     return all(isinstance(s, int) for s in size)
 
 
-def _lerp_axis(x, out_len, axis):
-    """Align-corners linear interpolation of `x` along `axis` to `out_len`."""
+def _lerp_axis(x, out_len, axis, align_corners):
+    """Linear interpolation of `x` along `axis` to `out_len` samples."""
     in_len = ops.shape(x)[axis]
     in_f = ops.cast(in_len, "float32")
     out_f = ops.cast(out_len, "float32")
-    scale = ops.where(out_f > 1.0, (in_f - 1.0) / ops.maximum(out_f - 1.0, 1.0), 0.0)
-    coords = ops.cast(ops.arange(out_len), "float32") * scale
+    positions = ops.cast(ops.arange(out_len), "float32")
+    if align_corners:
+        scale = ops.where(out_f > 1.0, (in_f - 1.0) / ops.maximum(out_f - 1.0, 1.0), 0.0)
+        coords = positions * scale
+    else:
+        coords = ops.clip((positions + 0.5) * (in_f / out_f) - 0.5, 0.0, in_f - 1.0)
     lo = ops.floor(coords)
     frac = coords - lo
     lo_i = ops.cast(lo, "int32")
@@ -62,14 +70,9 @@ def resize_bilinear(x, size, align_corners=False):
     size = tuple(size)
     if len(size) != 2:
         raise ValueError(f"`size` must be (height, width); received {size!r}.")
-    if align_corners:
-        y = _lerp_axis(x, size[0], axis=1)
-        return _lerp_axis(y, size[1], axis=2)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        y = tf.image.resize(x, size, method="bilinear")
-        return tf.cast(y, x.dtype)
+    if align_corners or keras.backend.backend() == "tensorflow":
+        y = _lerp_axis(x, size[0], axis=1, align_corners=align_corners)
+        return _lerp_axis(y, size[1], axis=2, align_corners=align_corners)
     if not _is_static(size):
         size = tuple(int(s) for s in size)
     return ops.image.resize(

@@ -1,0 +1,456 @@
+"""Inference speed: deeplab_keras DeepLabV3-ResNet101 vs torchvision's.
+
+Both models compute the same function: ours is
+`DeepLabV3(backbone="resnet101_v1_5", output_stride=8, num_classes=21,
+head="torchvision")` with the weights of a (randomly initialised)
+`torchvision.models.segmentation.deeplabv3_resnet101(aux_loss=False)` copied
+in by `deeplab_keras.convert.from_torchvision`; the max abs difference of the
+logits is printed as a sanity check. The two are timed in ONE process,
+interleaved (alternating every repetition) after warm-up, and the median time
+is reported.
+
+Torchvision gets its input already normalised and NCHW (its transforms do
+that outside the model); ours gets RGB 0..255 NHWC and normalises inside the
+timed call.
+
+Modes:
+
+* TensorFlow on CPU (default): 513x513, batch 1, float32. Our model is timed
+  through each of `--variants`:
+    - `tf_function`: `tf.function(model(x, training=False),
+      jit_compile=False)` with a fixed input signature;
+    - `xla`: the same with `jit_compile=True`;
+    - `predict_on_batch`: `model.predict_on_batch(x)`;
+    - `eager`: `model(x, training=False)` op by op.
+  Torchvision runs under `torch.inference_mode()`, `eval()`, with
+  `torch.set_num_threads(<cores>)`.
+
+* JAX (`--backend jax --device gpu`): batch 16, 513x513, fp32 and bf16 (our
+  model built under the `mixed_bfloat16` dtype policy; torchvision under
+  `torch.autocast(bfloat16)`, channels_last, `cudnn.benchmark=True`). Ours is
+  timed through `--variants`:
+    - `jit`: `jax.jit` of `model.stateless_call(..., training=False)`, input
+      already on the device, `block_until_ready` on the result;
+    - `predict_on_batch`: `model.predict_on_batch(x)` (includes the copy of
+      the logits back to the host).
+  Reports images/s. JAX preallocation is disabled so torch and JAX share the
+  GPU. `--smoke` runs this path on tiny sizes (65x65, batch 2, 1 repetition)
+  so it can be tested on a CPU: `--backend jax --device cpu --smoke`.
+
+Usage:
+
+    # CPU, TensorFlow (the default benchmark)
+    python benchmarks/inference.py --reps 10 --warmup 2 --variants tf_function,xla
+
+    # GPU, JAX (a machine with JAX + torch, no TensorFlow needed)
+    python benchmarks/inference.py --backend jax --device gpu --reps 20
+
+    # smoke test of the JAX path on CPU
+    python benchmarks/inference.py --backend jax --device cpu --smoke
+
+The last line printed is a JSON object (prefixed `RESULT_JSON `) with machine
+info, versions, the command and the figures. Note: `import torch` must happen
+before TensorFlow/Keras in one process (otherwise it can segfault), and
+KERAS_BACKEND is set from `--backend` before Keras is imported; this script
+does both.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+
+TF_VARIANTS = ("tf_function", "xla", "predict_on_batch", "eager")
+JAX_VARIANTS = ("jit", "predict_on_batch")
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                   help="Keras backend for our model (set before Keras is imported).")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="cpu (default for tensorflow) or gpu (default for jax).")
+    p.add_argument("--size", type=int, default=None, help="Square input size (513; 65 with --smoke).")
+    p.add_argument("--batch", type=int, default=None,
+                   help="Batch size (1 on CPU, 16 on GPU; 2 with --smoke).")
+    p.add_argument("--reps", type=int, default=None, help="Timed repetitions per contender (10; 1 with --smoke).")
+    p.add_argument("--warmup", type=int, default=None, help="Untimed warm-up calls per contender (2; 1 with --smoke).")
+    p.add_argument("--variants", default=None,
+                   help=f"Comma list of our inference paths. TF: {','.join(TF_VARIANTS)} "
+                        f"(default tf_function,xla). JAX: {','.join(JAX_VARIANTS)} (default jit).")
+    p.add_argument("--precisions", default=None,
+                   help="JAX mode: comma list of fp32,bf16 (default both). TF mode: fp32 only.")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Threads: torch.set_num_threads and TF intra-op (default: core count).")
+    p.add_argument("--inter-op", type=int, default=None,
+                   help="TF inter-op threads (default: TF's own choice).")
+    p.add_argument("--tf-intra-op", type=int, default=None,
+                   help="TF intra-op threads, overriding --threads for TF only (0 = TF's own choice).")
+    p.add_argument("--onednn", choices=("default", "0", "1"), default="default",
+                   help="Set TF_ENABLE_ONEDNN_OPTS before importing TF.")
+    p.add_argument("--no-torchvision", action="store_true", help="Skip torchvision (ours only).")
+    p.add_argument("--smoke", action="store_true", help="Tiny sizes to test the code path.")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.device is None:
+        args.device = "gpu" if args.backend == "jax" else "cpu"
+    if args.backend == "tensorflow" and args.device != "cpu":
+        p.error("the TensorFlow mode is CPU only; use --backend jax --device gpu for GPUs.")
+    gpu = args.device == "gpu"
+    args.size = args.size or (65 if args.smoke else 513)
+    args.batch = args.batch or (2 if args.smoke else (16 if gpu else 1))
+    args.reps = args.reps or (1 if args.smoke else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 2)
+    allowed = TF_VARIANTS if args.backend == "tensorflow" else JAX_VARIANTS
+    default_variants = "tf_function,xla" if args.backend == "tensorflow" else "jit"
+    args.variants = [v for v in (args.variants or default_variants).split(",") if v]
+    for v in args.variants:
+        if v not in allowed:
+            p.error(f"unknown variant {v!r} for backend {args.backend}; choose from {allowed}.")
+    if args.backend == "tensorflow":
+        args.precisions = ["fp32"]
+    else:
+        args.precisions = [q for q in (args.precisions or "fp32,bf16").split(",") if q]
+        for q in args.precisions:
+            if q not in ("fp32", "bf16"):
+                p.error(f"unknown precision {q!r}")
+    return args
+
+
+def cpu_info():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu_model": model, "cores": cores, "platform": platform.platform()}
+
+
+def versions():
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("tensorflow", "keras", "torch", "torchvision", "jax", "jaxlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def interleaved(contenders, reps, warmup):
+    """Times `contenders` ({name: fn returning when the work is done}) alternately.
+
+    Warm-up calls first (each contender in turn), then `reps` rounds; each
+    round calls every contender once, the order rotating between rounds.
+    Returns {name: [seconds, ...]}.
+    """
+    names = list(contenders)
+    for _ in range(warmup):
+        for n in names:
+            contenders[n]()
+    times = {n: [] for n in names}
+    for r in range(reps):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            contenders[n]()
+            times[n].append(time.perf_counter() - t0)
+        print(f"  rep {r + 1}/{reps}: " + ", ".join(f"{n}={times[n][-1]:.3f}s" for n in names),
+              flush=True)
+    return times
+
+
+def build_torchvision(torch, seed):
+    import torchvision
+
+    torch.manual_seed(seed)
+    tv = torchvision.models.segmentation.deeplabv3_resnet101(
+        weights=None, weights_backbone=None, aux_loss=False)
+    # Random but non-trivial BN statistics, so the parity check exercises them.
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in tv.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.0, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    return tv.eval()
+
+
+def build_ours(tv_state, seed):
+    import keras
+
+    import deeplab_keras
+
+    keras.utils.set_random_seed(seed)
+    model = deeplab_keras.models.DeepLabV3(backbone="resnet101_v1_5", output_stride=8,
+                                           num_classes=21, head="torchvision")
+    deeplab_keras.convert.from_torchvision(model, tv_state)
+    return model
+
+
+def make_images(args):
+    import numpy as np
+
+    rng = np.random.RandomState(args.seed)
+    x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
+    mean = np.asarray(IMAGENET_MEAN, "float32")
+    std = np.asarray(IMAGENET_STD, "float32")
+    x_tv = np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2))
+    return x, x_tv
+
+
+def run_tensorflow_cpu(args, torch, info):
+    import numpy as np
+
+    threads = args.threads or info["cores"]
+    torch.set_num_threads(threads)
+    tv = build_torchvision(torch, args.seed)
+    tv_state = {k: v.detach().numpy() for k, v in tv.state_dict().items()}
+
+    import tensorflow as tf  # after torch (see module docstring)
+
+    tf_intra = threads if args.tf_intra_op is None else args.tf_intra_op
+    tf.config.threading.set_intra_op_parallelism_threads(tf_intra)
+    if args.inter_op is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    except Exception:  # noqa: BLE001 - private API, informational only
+        onednn = None
+    model = build_ours(tv_state, args.seed)
+
+    x_np, x_tv_np = make_images(args)
+    x = tf.constant(x_np)
+    x_tv = torch.from_numpy(x_tv_np)
+    spec = [tf.TensorSpec(x_np.shape, tf.float32)]
+
+    def make_variant(name):
+        if name == "eager":
+            return lambda: model(x, training=False).numpy()
+        if name == "predict_on_batch":
+            return lambda: np.asarray(model.predict_on_batch(x_np))
+        fn = tf.function(lambda t: model(t, training=False), input_signature=spec,
+                         jit_compile=(name == "xla"), reduce_retracing=False)
+        return lambda: fn(x).numpy()
+
+    def torchvision_call():
+        with torch.inference_mode():
+            return tv(x_tv)["out"].numpy()
+
+    contenders = {f"ours_{v}": make_variant(v) for v in args.variants}
+    if not args.no_torchvision:
+        contenders["torchvision"] = torchvision_call
+
+    # Parity check (also a first warm-up of every contender).
+    print("parity check / first calls ...", flush=True)
+    first = {}
+    first_call_s = {}
+    for n, fn in contenders.items():
+        t0 = time.perf_counter()
+        first[n] = fn()
+        first_call_s[n] = time.perf_counter() - t0
+        print(f"  {n}: first call {first_call_s[n]:.2f}s, output {first[n].shape}", flush=True)
+    parity = {}
+    if "torchvision" in first:
+        ref = first["torchvision"].transpose(0, 2, 3, 1)
+        for n, y in first.items():
+            if n != "torchvision":
+                parity[n] = {"max_abs_diff": float(np.max(np.abs(y - ref))),
+                             "max_abs_logit": float(np.max(np.abs(ref)))}
+                print(f"  {n}: max |ours - torchvision| = {parity[n]['max_abs_diff']:.3e} "
+                      f"(max |logit| {parity[n]['max_abs_logit']:.3e})", flush=True)
+
+    print(f"timing: {args.warmup} warm-up + {args.reps} interleaved reps ...", flush=True)
+    times = interleaved(contenders, args.reps, args.warmup)
+    figures = {}
+    for n, ts in times.items():
+        figures[n] = {"median_s_per_image": median(ts) / args.batch,
+                      "min_s_per_image": min(ts) / args.batch,
+                      "median_s_per_batch": median(ts), "times_s": ts,
+                      "first_call_s": first_call_s[n]}
+    if "torchvision" in figures:
+        tv_s = figures["torchvision"]["median_s_per_image"]
+        for n in figures:
+            if n != "torchvision":
+                figures[n]["ratio_vs_torchvision"] = figures[n]["median_s_per_image"] / tv_s
+    extra = {"onednn_enabled": onednn, "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+             "torch_threads": torch.get_num_threads(),
+             "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+             "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return figures, parity, extra
+
+
+def run_jax(args, torch, info):
+    import numpy as np
+
+    dev = "cuda" if args.device == "gpu" else "cpu"
+    if dev == "cpu":
+        torch.set_num_threads(args.threads or info["cores"])
+    else:
+        torch.backends.cudnn.benchmark = True
+    tv = build_torchvision(torch, args.seed)
+    tv_state = {k: v.detach().numpy() for k, v in tv.state_dict().items()}
+    tv = tv.to(dev).to(memory_format=torch.channels_last)
+
+    import jax  # after torch
+    import keras
+
+    jax_device = jax.devices(args.device)[0]
+    x_np, x_tv_np = make_images(args)
+    x_tv = torch.from_numpy(x_tv_np).to(dev).contiguous(memory_format=torch.channels_last)
+    x = jax.device_put(x_np, jax_device)
+
+    def sync():
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    figures, parity = {}, {}
+    for precision in args.precisions:
+        policy = "mixed_bfloat16" if precision == "bf16" else "float32"
+        keras.config.set_dtype_policy(policy)
+        try:
+            with jax.default_device(jax_device):
+                model = build_ours(tv_state, args.seed)
+        finally:
+            keras.config.set_dtype_policy("float32")
+
+        def make_variant(name, model=model):
+            if name == "predict_on_batch":
+                return lambda: np.asarray(model.predict_on_batch(x_np))
+            # Own copies: Keras' predict/fit steps may donate the variables' buffers.
+            def copy(v):
+                return jax.device_put(jax.numpy.array(v.value, copy=True), jax_device)
+
+            trainable = [copy(v) for v in model.trainable_variables]
+            non_trainable = [copy(v) for v in model.non_trainable_variables]
+
+            @jax.jit
+            def infer(tvars, ntvars, images):
+                y, _ = model.stateless_call(tvars, ntvars, images, training=False)
+                return y
+
+            return lambda: infer(trainable, non_trainable, x).block_until_ready()
+
+        def torchvision_call(precision=precision):
+            with torch.inference_mode():
+                if precision == "bf16":
+                    with torch.autocast(device_type=dev, dtype=torch.bfloat16):
+                        y = tv(x_tv)["out"]
+                else:
+                    y = tv(x_tv)["out"]
+            sync()
+            return y
+
+        contenders = {f"ours_{v}_{precision}": make_variant(v) for v in args.variants}
+        if not args.no_torchvision:
+            contenders[f"torchvision_{precision}"] = torchvision_call
+        print(f"[{precision}] parity check / first calls ...", flush=True)
+        first, first_call_s = {}, {}
+        for n, fn in contenders.items():
+            t0 = time.perf_counter()
+            y = fn()
+            first_call_s[n] = time.perf_counter() - t0
+            if hasattr(y, "float"):  # torch tensor
+                y = y.float().cpu().numpy().transpose(0, 2, 3, 1)
+            first[n] = np.asarray(y, dtype="float32")
+            print(f"  {n}: first call {first_call_s[n]:.2f}s, output {first[n].shape}", flush=True)
+        ref_name = f"torchvision_{precision}"
+        if ref_name in first:
+            for n, y in first.items():
+                if n != ref_name:
+                    parity[n] = {"max_abs_diff": float(np.max(np.abs(y - first[ref_name]))),
+                                 "max_abs_logit": float(np.max(np.abs(first[ref_name])))}
+                    print(f"  {n}: max |ours - torchvision| = {parity[n]['max_abs_diff']:.3e} "
+                          f"(max |logit| {parity[n]['max_abs_logit']:.3e})", flush=True)
+        print(f"[{precision}] timing: {args.warmup} warm-up + {args.reps} interleaved reps ...",
+              flush=True)
+        times = interleaved(contenders, args.reps, args.warmup)
+        for n, ts in times.items():
+            figures[n] = {"images_per_s": args.batch / median(ts),
+                          "median_s_per_batch": median(ts), "times_s": ts,
+                          "first_call_s": first_call_s[n]}
+        if ref_name in figures:
+            for n in times:
+                if n != ref_name:
+                    figures[n]["ratio_img_per_s_vs_torchvision"] = (
+                        figures[n]["images_per_s"] / figures[ref_name]["images_per_s"])
+        del model, contenders
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    extra = {"jax_device": str(jax_device), "torch_device": dev,
+             "torch_name": torch.cuda.get_device_name() if dev == "cuda" else None,
+             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
+    return figures, parity, extra
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Before any Keras/TF/JAX import.
+    os.environ["KERAS_BACKEND"] = args.backend
+    if args.onednn != "default":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    if args.backend == "jax":
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if args.device == "cpu":
+            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    import torch  # must precede TensorFlow / Keras (segfault otherwise)
+    import torchvision  # noqa: F401
+
+    info = cpu_info()
+    load_start = os.getloadavg()
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    print(f"machine: {info['cpu_model']}, {info['cores']} cores; command: {command}", flush=True)
+    print(f"config: backend={args.backend} device={args.device} size={args.size} "
+          f"batch={args.batch} reps={args.reps} warmup={args.warmup} "
+          f"variants={args.variants} precisions={args.precisions}", flush=True)
+    if args.backend == "tensorflow":
+        figures, parity, extra = run_tensorflow_cpu(args, torch, info)
+    else:
+        figures, parity, extra = run_jax(args, torch, info)
+
+    print("\nresults:")
+    for n, f in figures.items():
+        if "median_s_per_image" in f:
+            ratio = f.get("ratio_vs_torchvision")
+            print(f"  {n:28s} median {f['median_s_per_image']:.3f} s/image"
+                  + (f"  ours/torchvision = {ratio:.3f}" if ratio is not None else ""))
+        else:
+            ratio = f.get("ratio_img_per_s_vs_torchvision")
+            print(f"  {n:28s} {f['images_per_s']:.2f} images/s"
+                  + (f"  ours/torchvision = {ratio:.3f}x" if ratio is not None else ""))
+    result = {"benchmark": "deeplabv3_resnet101_os8_inference", "command": command,
+              "machine": info, "versions": versions(),
+              "keras_backend": args.backend, "device": args.device, "size": args.size,
+              "batch": args.batch, "reps": args.reps, "warmup": args.warmup,
+              "smoke": args.smoke, "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+              "figures": figures, "parity": parity, "settings": extra}
+    print("RESULT_JSON " + json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
