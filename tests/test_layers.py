@@ -102,3 +102,26 @@ def test_image_normalization():
 def test_layers_are_registered_serializable():
     for cls in (ASPP, ASPPV2, ConvBN, DeepLabV3PlusDecoder, ImageNormalization):
         assert keras.saving.get_registered_object(f"deeplab_keras>{cls.__name__}") is cls
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_batch_norm_matches_keras_in_inference_and_training(dtype):
+    from deeplab_keras.layers import BatchNorm
+
+    x = features((4, 5, 6, 8)) * 3 + 1
+    ours = BatchNorm(epsilon=1e-3, dtype=dtype)
+    reference = keras.layers.BatchNormalization(epsilon=1e-3, dtype=dtype)
+    ours.build(x.shape)
+    reference.build(x.shape)
+    rng = np.random.default_rng(0)
+    weights = [rng.uniform(0.5, 1.5, 8).astype("float32"), rng.normal(size=8).astype("float32"),
+               rng.normal(size=8).astype("float32"), rng.uniform(0.5, 2, 8).astype("float32")]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+    atol = 1e-5 if dtype == "float32" else 5e-2
+    for training in (False, True):
+        a = np.asarray(keras.ops.cast(ours(x, training=training), "float32"))
+        b = np.asarray(keras.ops.cast(reference(x, training=training), "float32"))
+        np.testing.assert_allclose(a, b, atol=atol)
+    assert ours.compute_dtype == reference.compute_dtype
+    run_layer_test(BatchNorm(), x, x.shape)

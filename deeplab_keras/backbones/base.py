@@ -30,7 +30,3 @@ class Backbone(keras.Model):
     @property
     def feature_names(self):
         return sorted(self.feature_strides)
-
-    def channels(self, name):
-        """Channel count of feature `name`."""
-        return self.output[name].shape[-1] if isinstance(self.output, dict) else None

@@ -3,11 +3,12 @@
 import keras
 
 from deeplab_keras.layers.atrous_conv import AtrousConv2D
+from deeplab_keras.layers.batch_norm import BatchNorm
 from deeplab_keras.layers.atrous_conv import AtrousDepthwiseConv2D
 
 
 def batch_norm(name, epsilon, momentum):
-    return keras.layers.BatchNormalization(axis=-1, epsilon=epsilon, momentum=momentum, name=name)
+    return BatchNorm(axis=-1, epsilon=epsilon, momentum=momentum, name=name)
 
 
 def conv_bn(x, filters, kernel_size, name, *, strides=1, rate=1, use_bias=False, activation="relu",

@@ -6,6 +6,7 @@ from deeplab_keras.layers.aspp_v2 import ASPPV2
 from deeplab_keras.layers.aspp_v2 import aspp_v2_rates
 from deeplab_keras.layers.atrous_conv import AtrousConv2D
 from deeplab_keras.layers.atrous_conv import AtrousDepthwiseConv2D
+from deeplab_keras.layers.batch_norm import BatchNorm
 from deeplab_keras.layers.conv_bn import ConvBN
 from deeplab_keras.layers.decoder import DeepLabV3PlusDecoder
 from deeplab_keras.layers.preprocessing import ImageNormalization
@@ -13,7 +14,7 @@ from deeplab_keras.layers.resize import ResizeByScale
 from deeplab_keras.layers.resize import ResizeLike
 
 __all__ = [
-    "ASPP", "ASPPV2", "AtrousConv2D", "AtrousDepthwiseConv2D", "ConvBN",
+    "ASPP", "ASPPV2", "AtrousConv2D", "AtrousDepthwiseConv2D", "BatchNorm", "ConvBN",
     "DeepLabV3PlusDecoder", "ImageNormalization", "ResizeByScale", "ResizeLike",
     "aspp_rates", "aspp_v2_rates",
 ]

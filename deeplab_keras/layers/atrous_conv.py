@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from deeplab_keras.ops.conv import atrous_conv2d
+
 PADDINGS = ("symmetric", "same", "valid")
 
 
@@ -126,14 +128,7 @@ class AtrousConv2D(keras.layers.Layer):
 
     def call(self, inputs):
         x, pad = _conv_padding(inputs, self.kernel_size, self.rate, self.strides, self.padding)
-        y = ops.conv(
-            x,
-            ops.cast(self.kernel, x.dtype),
-            strides=self.strides,
-            padding=pad,
-            dilation_rate=self.rate,
-            data_format="channels_last",
-        )
+        y = atrous_conv2d(x, ops.cast(self.kernel, x.dtype), self.strides, pad, self.rate)
         if self.use_bias:
             y = y + ops.cast(self.bias, y.dtype)
         return y

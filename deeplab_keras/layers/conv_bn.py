@@ -4,6 +4,7 @@ import keras
 
 from deeplab_keras.layers.atrous_conv import AtrousConv2D
 from deeplab_keras.layers.atrous_conv import AtrousDepthwiseConv2D
+from deeplab_keras.layers.batch_norm import BatchNorm
 
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")
@@ -52,7 +53,7 @@ class ConvBN(keras.layers.Layer):
         self.bn = self._bn("bn")
 
     def _bn(self, name):
-        return keras.layers.BatchNormalization(epsilon=self.bn_epsilon, momentum=self.bn_momentum,
+        return BatchNorm(epsilon=self.bn_epsilon, momentum=self.bn_momentum,
                                                name=name)
 
     def build(self, input_shape):
