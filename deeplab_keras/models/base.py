@@ -50,9 +50,13 @@ class DeepLabModel(keras.Model):
     their constructor arguments in `self._config`.
     """
 
-    def _init_model(self, inputs, outputs, config, **kwargs):
+    def _init_model(self, inputs, outputs, config, backbone=None, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._config = config
+        if backbone is not None:
+            self.backbone = backbone
+            self.num_classes = int(config["num_classes"])
+            self.output_stride = backbone.output_stride
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

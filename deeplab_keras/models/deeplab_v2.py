@@ -65,10 +65,7 @@ class DeepLabV2(base.DeepLabModel):
                       dropout=dropout, mean=tuple(mean), std=tuple(std),
                       channel_order=channel_order, align_corners=align_corners,
                       upsample_logits=upsample_logits, backbone_kwargs=backbone_kwargs)
-        self._init_model(images, outputs, config, **kwargs)
-        self.backbone = net
-        self.num_classes = int(num_classes)
-        self.output_stride = net.output_stride
+        self._init_model(images, outputs, config, backbone=net, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")

@@ -74,7 +74,4 @@ class DeepLabV3Plus(base.DeepLabModel):
                       bn_epsilon=bn_epsilon, mean=tuple(mean), std=tuple(std),
                       channel_order=channel_order, align_corners=align_corners,
                       upsample_logits=upsample_logits)
-        self._init_model(images, outputs, config, **kwargs)
-        self.backbone = backbone
-        self.num_classes = int(num_classes)
-        self.output_stride = output_stride
+        self._init_model(images, outputs, config, backbone=backbone, **kwargs)
