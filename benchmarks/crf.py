@@ -1,0 +1,116 @@
+"""Dense CRF speed: deeplab_keras.layers.DenseCRF vs pydensecrf, side by side.
+
+A ~500x375 image (a CamVid val frame resized, or a synthetic one if ../shared is
+absent), 21 labels, 10 mean-field iterations, with DeepLab's ResNet-101 parameters
+and pydensecrf's README parameters. Each call is timed whole (lattice build
+included) after one warm-up call, interleaved with pydensecrf; medians, the ratio
+ours/pydensecrf and the label agreement are printed, then a JSON line.
+
+Usage:
+
+    python benchmarks/crf.py [--reps 5] [--backend tensorflow|jax]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+PRESETS = {"deeplab_resnet101_voc": (4.0, 67.0, 3.0, 3.0, 1.0),
+           "pydensecrf_readme": (10.0, 80.0, 13.0, 3.0, 3.0)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--size", default="500x375")
+    args = parser.parse_args()
+    os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import pydensecrf.densecrf as dcrf
+    from PIL import Image
+    from pydensecrf.utils import unary_from_softmax
+
+    import keras
+    from deeplab_keras.layers import DenseCRF
+
+    width, height = (int(v) for v in args.size.split("x"))
+    camvid = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
+    rng = np.random.default_rng(0)
+    if os.path.isdir(camvid):
+        name = sorted(os.listdir(os.path.join(camvid, "val")))[10]
+        image = np.array(Image.open(os.path.join(camvid, "val", name)).convert("RGB").resize(
+            (width, height), Image.BILINEAR))
+        labels = np.array(Image.open(os.path.join(camvid, "valannot", name)).resize(
+            (width, height), Image.NEAREST)).astype(int)
+        source = f"CamVid val {name} resized to {width}x{height}"
+    else:
+        yy, xx = np.mgrid[0:height, 0:width]
+        labels = (xx * 4 // width + 4 * (yy * 4 // height)) % 21
+        image = np.clip(rng.uniform(0, 255, (21, 3))[labels] + rng.normal(0, 10, (height, width,
+                                                                              3)), 0, 255)
+        image = image.astype(np.uint8)
+        source = f"synthetic {width}x{height}"
+    classes = 21
+    logits = np.eye(classes)[np.minimum(labels, classes - 1)] * 2.0 + rng.normal(
+        0, 1.2, (height, width, classes))
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = (probs / probs.sum(-1, keepdims=True)).astype(np.float32)
+    log_probs = np.log(probs)[None]
+    image_f = image[None].astype(np.float32)
+    results = {}
+    for preset, (w1, ta, tb, w2, tg) in PRESETS.items():
+        layer = DenseCRF(appearance_weight=w1, theta_alpha=ta, theta_beta=tb,
+                         smoothness_weight=w2, theta_gamma=tg, iterations=10)
+        if args.backend == "tensorflow":
+            import tensorflow as tf
+
+            fn = tf.function(lambda a, b, layer=layer: layer([a, b]))
+        else:
+            import jax
+
+            fn = jax.jit(lambda a, b, layer=layer: layer([a, b]))
+
+        def ours():
+            return np.asarray(fn(log_probs, image_f))[0].argmax(-1)
+
+        def reference(w1=w1, ta=ta, tb=tb, w2=w2, tg=tg):
+            crf = dcrf.DenseCRF2D(width, height, classes)
+            crf.setUnaryEnergy(np.ascontiguousarray(
+                unary_from_softmax(probs.transpose(2, 0, 1).copy())))
+            crf.addPairwiseGaussian(sxy=tg, compat=w2)
+            crf.addPairwiseBilateral(sxy=ta, srgb=tb, rgbim=np.ascontiguousarray(image),
+                                     compat=w1)
+            return np.array(crf.inference(10)).reshape(classes, height, width).argmax(0)
+
+        ours_labels, ref_labels = ours(), reference()  # warm-up (tracing / compile)
+        times = {"ours": [], "pydensecrf": []}
+        for _ in range(args.reps):
+            for key, fn_ in (("ours", ours), ("pydensecrf", reference)):
+                start = time.perf_counter()
+                fn_()
+                times[key].append(time.perf_counter() - start)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results[preset] = dict(
+            median_s=med, ratio=med["ours"] / med["pydensecrf"],
+            agreement=float((ours_labels == ref_labels).mean()),
+            changed_by_pydensecrf=float((ref_labels != probs.argmax(-1)).mean()), times_s=times)
+        print(f"{preset}: ours {med['ours']:.2f} s, pydensecrf {med['pydensecrf']:.2f} s, "
+              f"ratio {results[preset]['ratio']:.2f}, agreement "
+              f"{results[preset]['agreement']:.4f}")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    print("RESULT_JSON " + json.dumps(dict(
+        benchmark="dense_crf", command=" ".join(sys.argv), source=source, classes=classes,
+        iterations=10, backend=keras.backend.backend(), cpu=cpu, cores=os.cpu_count(),
+        versions=dict(python=platform.python_version(), keras=keras.__version__),
+        results=results)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Permutohedral-lattice Gaussian filtering in O(N), written with `keras.ops` only.
+
+This is the approximate high-dimensional Gaussian filter of Adams, Baek & Davis (2010), with
+the constants and conventions of Krähenbühl's dense-CRF code (pydensecrf), so that
+``normalized_filter`` approximates pydensecrf's symmetrically normalised pairwise kernel.
+It runs unchanged on the TensorFlow and JAX backends (JAX without x64).
+
+Conventions (N pixels, d feature dimensions, features already divided by the thetas, so the
+target kernel is ``k(i, j) = exp(-|f_i - f_j|^2 / 2)``):
+
+1. **Scale** feature i by ``sqrt(2/3) (d+1) / sqrt((i+1)(i+2))``.
+2. **Lift** to the hyperplane ``sum = 0`` of R^{d+1} with a fixed (d+1) x d matrix, **round**
+   each coordinate to the nearest multiple of d+1, fix the coordinate sum by moving the
+   extreme residuals, and **rank** the residuals ((d+1)^2 compares). This gives the enclosing
+   simplex: d+1 lattice vertices (integer keys; the first d coordinates identify a vertex)
+   and barycentric weights that sum to 1.
+3. **Deduplicate** the N(d+1) keys without hashing and without 64-bit integers: the d
+   coordinates are shifted to be positive and packed two per int32 word (15 bits each, the
+   same per-coordinate budget as pydensecrf's ``short`` keys), the words are sorted
+   lexicographically by successive stable ``argsort`` passes, equal neighbours in sorted order
+   share an id (``cumsum`` of "differs from previous"). Ids are therefore dense and
+   lexicographically ordered.
+4. **Neighbours**: for each direction j = 0..d the neighbour ``key - 1 + (d+1) e_j`` (for j = d
+   just ``key - 1``) is found by a fixed-step lexicographic binary search in the sorted vertex
+   table; the opposite neighbour is obtained by inverting that map (translation is injective).
+   Missing neighbours point at a dummy row that is always zero.
+5. **Filter** (linear in the values, so autodiff gives the exact adjoint):
+   splat ``V = segment_sum(bary * values)``; blur ``V <- V + (V[n1] + V[n2]) / 2`` for each
+   direction in order 0..d ([1 2 1]/2 with missing neighbours counted as 0); slice
+   ``out = alpha * sum_k bary_k V[vertex_k]`` with ``alpha = 1 / (1 + 2^-d)``. The self term
+   is kept. ``transpose=True`` runs the blur directions in reverse, which is the exact
+   transpose of the forward filter.
+6. **Normalisation** (pydensecrf ``NORMALIZE_SYMMETRIC``): ``s = 1/sqrt(F(1) + 1e-20)``,
+   ``out = s * F(s * Q)``.
+
+Static shapes: the vertex table is padded to its bound R = N(d+1) rows (+1 dummy row, index R),
+so ``build_lattice`` and ``lattice_filter`` can be jitted on JAX. Rows between M and R stay
+zero. ``compact_lattice`` (eager only) trims the tables to the M used rows, with the dummy row
+at index M, which makes filtering several times cheaper when M << N(d+1).
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+
+_BITS = 15  # bits per packed key coordinate (pydensecrf stores keys as 16-bit shorts)
+_INT32_MAX = 2**31 - 1
+
+
+def _elevation_matrix(d):
+    """(d, d+1) matrix E so that ``features @ E`` is the scaled lift onto sum = 0."""
+    scale = np.array([math.sqrt(2.0 / 3.0) * (d + 1) / math.sqrt((i + 1) * (i + 2))
+                      for i in range(d)])
+    e = np.zeros((d + 1, d))
+    for j in range(d + 1):
+        e[j, j:] = 1.0
+        if j > 0:
+            e[j, j - 1] = -j
+    return (e * scale[None, :]).T.astype("float32")
+
+
+def _pack(keys, d):
+    """[..., d] int32 coordinates in [0, 2^15) -> [..., ceil(d/2)] int32 words, lexicographic."""
+    words = []
+    for w in range(0, d, 2):
+        hi = keys[..., w] * (2**_BITS)
+        words.append(hi + keys[..., w + 1] if w + 1 < d else hi)
+    return ops.stack(words, axis=-1)
+
+
+def _lex_less(a, b):
+    """Row-wise lexicographic a < b for [..., W] int32 words."""
+    less = a[..., -1] < b[..., -1]
+    for w in range(a.shape[-1] - 2, -1, -1):
+        less = ops.logical_or(a[..., w] < b[..., w],
+                              ops.logical_and(a[..., w] == b[..., w], less))
+    return less
+
+
+def _lex_search(table, num_valid, queries):
+    """Index of each query row in the sorted ``table`` [R, W] (rows >= num_valid are +inf).
+
+    Fixed-step lexicographic lower-bound binary search; returns (index, found).
+    """
+    rows = table.shape[0]
+    lo = ops.zeros(queries.shape[:1], "int32")
+    hi = ops.full(queries.shape[:1], rows, "int32")
+    for _ in range(max(1, int(math.ceil(math.log2(rows + 1))))):
+        active = lo < hi
+        mid = ops.minimum(ops.floor_divide(lo + hi, 2), rows - 1)
+        less = _lex_less(ops.take(table, mid, axis=0), queries)
+        lo = ops.where(ops.logical_and(active, less), mid + 1, lo)
+        hi = ops.where(ops.logical_and(active, ops.logical_not(less)), mid, hi)
+    at = ops.take(table, ops.minimum(lo, rows - 1), axis=0)
+    found = ops.logical_and(lo < num_valid, ops.all(at == queries, axis=-1))
+    return lo, found
+
+
+def _neighbours(table_keys, table_words, num_valid, d):
+    """Neighbour ids [d+1, R+1] (n1, n2) of every vertex row; missing -> dummy row R."""
+    rows = table_words.shape[0]
+    dummy = rows
+    row_ids = ops.arange(rows, dtype="int32")
+    valid = row_ids < num_valid
+    n1s, n2s = [], []
+    for j in range(d + 1):
+        step = np.full((d,), -1, "int32")
+        if j < d:
+            step[j] += d + 1
+        query = _pack(table_keys + step[None, :], d)
+        pos, found = _lex_search(table_words, num_valid, query)
+        found = ops.logical_and(found, valid)
+        n1 = ops.where(found, pos, dummy)
+        # n2 is the inverse map of n1: n2[n1[u]] = u.
+        inv = ops.segment_sum(ops.where(found, row_ids + 1, 0), n1, num_segments=rows + 1)
+        n2 = ops.where(inv[:rows] > 0, inv[:rows] - 1, dummy)
+        n1s.append(ops.concatenate([n1, ops.array([dummy], "int32")]))
+        n2s.append(ops.concatenate([n2, ops.array([dummy], "int32")]))
+    return ops.stack(n1s), ops.stack(n2s)
+
+
+def _embed(features):
+    """Per-pixel simplex: keys [N, d+1, d] int32 and barycentric weights [N, d+1] float32."""
+    features = ops.convert_to_tensor(features, "float32")
+    n, d = features.shape
+    dp1 = d + 1
+    elevated = ops.matmul(features, ops.convert_to_tensor(_elevation_matrix(d)))  # [N, d+1]
+    down = ops.floor(elevated / dp1) * dp1
+    up = ops.ceil(elevated / dp1) * dp1
+    rem0 = ops.where(up - elevated < elevated - down, up, down)
+    coord_sum = ops.cast(ops.round(ops.sum(rem0, axis=1, keepdims=True) / dp1), "int32")
+    # Rank residuals: rank_i = #{j: r_j > r_i} + #{j < i: r_j == r_i}.
+    res = elevated - rem0
+    ri, rj = res[:, :, None], res[:, None, :]
+    earlier = np.tril(np.ones((dp1, dp1), bool), -1)  # [i, j] = j < i
+    beats = ops.logical_or(rj > ri, ops.logical_and(rj == ri, earlier[None]))
+    rank = ops.sum(ops.cast(beats, "int32"), axis=2)
+    # Move the extreme residuals so the rounded point has coordinate sum 0.
+    pos = ops.logical_and(coord_sum > 0, rank >= dp1 - coord_sum)
+    neg = ops.logical_and(coord_sum < 0, rank < -coord_sum)
+    shift = ops.cast(neg, "int32") - ops.cast(pos, "int32")
+    rem0 = ops.cast(rem0, "int32") + dp1 * shift
+    rank = rank + coord_sum + dp1 * shift
+    # Barycentric weights.
+    v = (elevated - ops.cast(rem0, "float32")) / dp1
+    bary = ops.sum(v[:, :, None] * (ops.one_hot(d - rank, d + 2)
+                                    - ops.one_hot(dp1 - rank, d + 2)), axis=1)
+    bary = ops.concatenate([bary[:, :1] + 1.0 + bary[:, dp1:], bary[:, 1:dp1]], axis=1)
+    # Vertex r of the simplex: rem0 + r, minus (d+1) where rank > d - r (first d coordinates).
+    r = np.arange(dp1, dtype="int32")
+    wrap = ops.cast(rank[:, None, :d] > (d - r)[None, :, None], "int32")
+    keys = rem0[:, None, :d] + r[None, :, None] - dp1 * wrap
+    return keys, bary
+
+
+def _dedup(keys):
+    """Dense lexicographic ids of the [N, d+1, d] keys and the padded sorted vertex table."""
+    n, dp1, d = keys.shape
+    rows = n * dp1
+    keys = ops.reshape(keys, (rows, d))
+    # Shift so that keys and their neighbours (key - 1 .. key + d) are in [0, 2^15).
+    keys = keys - ops.min(keys, axis=0, keepdims=True) + 1
+    key_range = ops.max(keys) + d
+    words = _pack(keys, d)
+    # Lexicographic sort: stable argsort from the least significant word.
+    perm = ops.arange(rows, dtype="int32")
+    for w in range(words.shape[1] - 1, -1, -1):
+        perm = ops.take(perm, ops.argsort(ops.take(words[:, w], perm)))
+    sorted_words = ops.take(words, perm, axis=0)
+    sorted_keys = ops.take(keys, perm, axis=0)
+    differs = ops.any(sorted_words[1:] != sorted_words[:-1], axis=1)
+    is_new = ops.concatenate([ops.ones((1,), "int32"), ops.cast(differs, "int32")])
+    sorted_ids = ops.cumsum(is_new) - 1
+    num_vertices = sorted_ids[-1] + 1
+    vertex_ids = ops.segment_sum(sorted_ids, perm, num_segments=rows)
+    table_keys = ops.segment_max(sorted_keys, sorted_ids, num_segments=rows)
+    table_words = ops.segment_max(sorted_words, sorted_ids, num_segments=rows)
+    used = (ops.arange(rows, dtype="int32") < num_vertices)[:, None]
+    table_words = ops.where(used, table_words, _INT32_MAX)
+    table_keys = ops.where(used, table_keys, 0)
+    return vertex_ids, num_vertices, table_keys, table_words, key_range
+
+
+def build_lattice(features, compact=False):
+    """Build the permutohedral lattice of ``features`` [N, d] (already divided by the thetas).
+
+    Returns a dict of tensors:
+      ``vertex_ids`` [N, d+1] int32, ``barycentric`` [N, d+1] float32, ``num_vertices`` M
+      (int32 scalar), ``n1``/``n2`` [d+1, R+1] int32 neighbour ids per direction (R = N(d+1),
+      or M with ``compact=True``; missing neighbours and the dummy row itself point at row R),
+      and ``key_range`` (int32 scalar, largest per-coordinate key span; must stay below
+      2^15 - d - 2, i.e. ``lattice_ok(lattice)``).
+    ``compact=True`` trims the vertex table to M rows before the neighbour search; it needs
+    concrete values (eager TensorFlow or un-jitted JAX).
+    """
+    keys, bary = _embed(features)
+    n, dp1, d = keys.shape
+    vertex_ids, num_vertices, table_keys, table_words, key_range = _dedup(keys)
+    vertex_ids = ops.reshape(vertex_ids, (n, dp1))
+    if compact:
+        m = int(ops.convert_to_numpy(num_vertices))
+        table_keys, table_words = table_keys[:m], table_words[:m]
+    n1, n2 = _neighbours(table_keys, table_words, num_vertices, d)
+    return dict(vertex_ids=vertex_ids, barycentric=bary, num_vertices=num_vertices,
+                n1=n1, n2=n2, key_range=key_range)
+
+
+def lattice_ok(lattice):
+    """True when no packed key coordinate overflowed its 15-bit budget."""
+    return bool(ops.convert_to_numpy(lattice["key_range"]) < 2**_BITS)
+
+
+def lattice_filter(lattice, values, transpose=False):
+    """Approximate Gaussian filter: values [N, C] -> [N, C] (un-normalised, self term kept).
+
+    ``transpose=True`` applies the exact transpose (blur directions in reverse order).
+    """
+    values = ops.convert_to_tensor(values, "float32")
+    ids, bary = lattice["vertex_ids"], lattice["barycentric"]
+    n1, n2 = lattice["n1"], lattice["n2"]
+    n, dp1 = ids.shape
+    d = dp1 - 1
+    c = values.shape[-1]
+    rows = n1.shape[1]
+    splat = ops.reshape(bary[:, :, None] * values[:, None, :], (n * dp1, c))
+    v = ops.segment_sum(splat, ops.reshape(ids, (-1,)), num_segments=rows)
+    order = range(d, -1, -1) if transpose else range(dp1)
+    for j in order:
+        v = v + 0.5 * (ops.take(v, n1[j], axis=0) + ops.take(v, n2[j], axis=0))
+    alpha = 1.0 / (1.0 + 2.0 ** (-d))
+    return alpha * ops.sum(ops.take(v, ids, axis=0) * bary[:, :, None], axis=1)
+
+
+def normalization(lattice):
+    """Symmetric normaliser s = 1/sqrt(F(1) + 1e-20), shape [N, 1]."""
+    n = lattice["vertex_ids"].shape[0]
+    return 1.0 / ops.sqrt(lattice_filter(lattice, ops.ones((n, 1), "float32")) + 1e-20)
+
+
+def normalized_filter(lattice, values, norm=None):
+    """pydensecrf NORMALIZE_SYMMETRIC: s * F(s * values), with s from ``normalization``."""
+    if norm is None:
+        norm = normalization(lattice)
+    return norm * lattice_filter(lattice, norm * ops.convert_to_tensor(values, "float32"))
+
+
+def compact_lattice(lattice):
+    """Eagerly trim a padded lattice to its M used vertex rows (dummy row becomes M)."""
+    m = int(ops.convert_to_numpy(lattice["num_vertices"]))
+    n1, n2 = lattice["n1"], lattice["n2"]
+
+    def trim(t):
+        t = ops.concatenate([t[:, :m], t[:, -1:]], axis=1)
+        return ops.where(t >= m, m, t)
+
+    return dict(lattice, n1=trim(n1), n2=trim(n2))
+
+
+def exact_gaussian_filter(features, values):
+    """Brute-force O(N^2) numpy reference: sum_j exp(-|f_i - f_j|^2 / 2) values_j (self incl.)."""
+    f = np.asarray(features, np.float64)
+    sq = np.sum(f * f, axis=1)
+    dist = np.maximum(sq[:, None] + sq[None, :] - 2.0 * f @ f.T, 0.0)
+    return np.exp(-0.5 * dist) @ np.asarray(values, np.float64)
+
+
+def exact_normalized_filter(features, values):
+    """Symmetric normalisation (as pydensecrf) applied to the exact Gaussian kernel."""
+    n = np.asarray(features).shape[0]
+    s = 1.0 / np.sqrt(exact_gaussian_filter(features, np.ones((n, 1))) + 1e-20)
+    return s * exact_gaussian_filter(features, s * np.asarray(values, np.float64))
+
+
+def image_features(image, theta_xy, theta_rgb=None):
+    """Pixel features [H*W, 2 or 5] as pydensecrf builds them: (x, y[, r, g, b]) / thetas."""
+    image = np.asarray(image, np.float32)
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    feats = [xx.reshape(-1, 1) / theta_xy, yy.reshape(-1, 1) / theta_xy]
+    if theta_rgb is not None:
+        feats.append(image.reshape(h * w, -1) / theta_rgb)
+    return np.concatenate(feats, axis=1).astype(np.float32)
