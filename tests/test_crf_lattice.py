@@ -75,9 +75,7 @@ def test_dedup_and_neighbours_match_numpy():
     n, dp1, d = keys.shape
     np.testing.assert_allclose(bary.sum(axis=1), 1.0, atol=1e-5)
     assert (bary >= -1e-6).all()
-    # Every lattice vertex is a multiple of d+1 apart from remainder-k points: sum of the full
-    # (d+1)-coordinate key is 0, so sum of the first d coordinates + last = 0; check consistency
-    # of ids with numpy's unique.
+    # Vertex ids must equal numpy's lexicographic unique ids.
     flat = keys.reshape(-1, d)
     uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
     m = int(_np(lattice["num_vertices"]))

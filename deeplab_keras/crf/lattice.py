@@ -39,8 +39,10 @@ zero. ``compact_lattice`` (eager only) trims the tables to the M used rows, with
 at index M, which makes filtering several times cheaper when M << N(d+1).
 """
 
+import functools
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -86,20 +88,27 @@ def _lex_search(table, num_valid, queries):
     rows = table.shape[0]
     lo = ops.zeros(queries.shape[:1], "int32")
     hi = ops.full(queries.shape[:1], rows, "int32")
-    for _ in range(max(1, int(math.ceil(math.log2(rows + 1))))):
+
+    def step(_, bounds):
+        lo, hi = bounds
         active = lo < hi
         mid = ops.minimum(ops.floor_divide(lo + hi, 2), rows - 1)
         less = _lex_less(ops.take(table, mid, axis=0), queries)
         lo = ops.where(ops.logical_and(active, less), mid + 1, lo)
         hi = ops.where(ops.logical_and(active, ops.logical_not(less)), mid, hi)
+        return lo, hi
+
+    # A real loop (not unrolled): unrolled, XLA fuses the steps and recomputes them.
+    steps = max(1, int(math.ceil(math.log2(rows + 1))))
+    lo, hi = ops.fori_loop(0, steps, step, (lo, hi))
     at = ops.take(table, ops.minimum(lo, rows - 1), axis=0)
     found = ops.logical_and(lo < num_valid, ops.all(at == queries, axis=-1))
     return lo, found
 
 
-def _neighbours(table_keys, table_words, num_valid, d):
+def _neighbours(table_keys, table_words, num_valid):
     """Neighbour ids [d+1, R+1] (n1, n2) of every vertex row; missing -> dummy row R."""
-    rows = table_words.shape[0]
+    rows, d = table_keys.shape
     dummy = rows
     row_ids = ops.arange(rows, dtype="int32")
     valid = row_ids < num_valid
@@ -182,6 +191,16 @@ def _dedup(keys):
     return vertex_ids, num_vertices, table_keys, table_words, key_range
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled(fn):
+    """On JAX, run a build stage as one jitted program (eager JAX dispatches op by op)."""
+    if keras.backend.backend() != "jax":
+        return fn
+    import jax
+
+    return jax.jit(fn)
+
+
 def build_lattice(features, compact=False):
     """Build the permutohedral lattice of ``features`` [N, d] (already divided by the thetas).
 
@@ -194,14 +213,14 @@ def build_lattice(features, compact=False):
     ``compact=True`` trims the vertex table to M rows before the neighbour search; it needs
     concrete values (eager TensorFlow or un-jitted JAX).
     """
-    keys, bary = _embed(features)
+    keys, bary = _compiled(_embed)(features)
     n, dp1, d = keys.shape
-    vertex_ids, num_vertices, table_keys, table_words, key_range = _dedup(keys)
+    vertex_ids, num_vertices, table_keys, table_words, key_range = _compiled(_dedup)(keys)
     vertex_ids = ops.reshape(vertex_ids, (n, dp1))
     if compact:
         m = int(ops.convert_to_numpy(num_vertices))
         table_keys, table_words = table_keys[:m], table_words[:m]
-    n1, n2 = _neighbours(table_keys, table_words, num_vertices, d)
+    n1, n2 = _compiled(_neighbours)(table_keys, table_words, num_vertices)
     return dict(vertex_ids=vertex_ids, barycentric=bary, num_vertices=num_vertices,
                 n1=n1, n2=n2, key_range=key_range)
 
