@@ -147,3 +147,19 @@ def test_non_finite_logits_are_a_clear_error():
         small_crf()([logits[None], image[None]])
     with pytest.raises(ValueError, match="iterations"):
         DenseCRF(iterations=0)
+
+
+@pytest.mark.requires_tf
+def test_inside_tf_function_matches_eager():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function graph (dynamic lattice size) is a TensorFlow-backend check")
+    import tensorflow as tf
+
+    logits, image, _ = two_region_case(seed=4)
+    crf = small_crf(iterations=3)
+    eager = np.asarray(crf([logits[None], image[None]]))
+    graph = tf.function(lambda a, b: crf([a, b]))(logits[None], image[None]).numpy()
+    np.testing.assert_allclose(graph, eager, atol=1e-5)
+    unknown = tf.function(lambda a, b: crf([a, b]), input_signature=[
+        tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, None, None, 3])])
+    np.testing.assert_allclose(unknown(logits[None], image[None]).numpy(), eager, atol=1e-5)

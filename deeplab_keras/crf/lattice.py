@@ -80,14 +80,21 @@ def _lex_less(a, b):
     return less
 
 
-def _lex_search(table, num_valid, queries):
+def _num_rows(t):
+    """Static row count where known, else the dynamic one (TF graphs after compaction)."""
+    return t.shape[0] if t.shape[0] is not None else ops.shape(t)[0]
+
+
+def _lex_search(table, num_valid, queries, max_rows=None):
     """Index of each query row in the sorted ``table`` [R, W] (rows >= num_valid are +inf).
 
-    Fixed-step lexicographic lower-bound binary search; returns (index, found).
+    Fixed-step lexicographic lower-bound binary search; returns (index, found). `max_rows`
+    is a static bound on R that fixes the number of steps when R itself is dynamic.
     """
-    rows = table.shape[0]
-    lo = ops.zeros(queries.shape[:1], "int32")
-    hi = ops.full(queries.shape[:1], rows, "int32")
+    rows = _num_rows(table)
+    max_rows = max_rows or rows
+    lo = ops.zeros(ops.shape(queries)[:1], "int32")
+    hi = ops.zeros(ops.shape(queries)[:1], "int32") + ops.cast(rows, "int32")
 
     def step(_, bounds):
         lo, hi = bounds
@@ -99,17 +106,20 @@ def _lex_search(table, num_valid, queries):
         return lo, hi
 
     # A real loop (not unrolled): unrolled, XLA fuses the steps and recomputes them.
-    steps = max(1, int(math.ceil(math.log2(rows + 1))))
+    # With a dynamic size (TF graph of unknown image size), 31 steps cover any int32 size.
+    steps = 31 if max_rows is None or not isinstance(max_rows, int) else max(
+        1, int(math.ceil(math.log2(max_rows + 1))))
     lo, hi = ops.fori_loop(0, steps, step, (lo, hi))
     at = ops.take(table, ops.minimum(lo, rows - 1), axis=0)
     found = ops.logical_and(lo < num_valid, ops.all(at == queries, axis=-1))
     return lo, found
 
 
-def _neighbours(table_keys, table_words, num_valid):
+def _neighbours(table_keys, table_words, num_valid, max_rows=None):
     """Neighbour ids [d+1, R+1] (n1, n2) of every vertex row; missing -> dummy row R."""
-    rows, d = table_keys.shape
-    dummy = rows
+    d = table_keys.shape[1]
+    rows = _num_rows(table_keys)
+    dummy = ops.cast(rows, "int32")
     row_ids = ops.arange(rows, dtype="int32")
     valid = row_ids < num_valid
     n1s, n2s = [], []
@@ -118,21 +128,21 @@ def _neighbours(table_keys, table_words, num_valid):
         if j < d:
             step[j] += d + 1
         query = _pack(table_keys + step[None, :], d)
-        pos, found = _lex_search(table_words, num_valid, query)
+        pos, found = _lex_search(table_words, num_valid, query, max_rows)
         found = ops.logical_and(found, valid)
         n1 = ops.where(found, pos, dummy)
         # n2 is the inverse map of n1: n2[n1[u]] = u.
         inv = ops.segment_sum(ops.where(found, row_ids + 1, 0), n1, num_segments=rows + 1)
         n2 = ops.where(inv[:rows] > 0, inv[:rows] - 1, dummy)
-        n1s.append(ops.concatenate([n1, ops.array([dummy], "int32")]))
-        n2s.append(ops.concatenate([n2, ops.array([dummy], "int32")]))
+        n1s.append(ops.concatenate([n1, ops.reshape(dummy, (1,))]))
+        n2s.append(ops.concatenate([n2, ops.reshape(dummy, (1,))]))
     return ops.stack(n1s), ops.stack(n2s)
 
 
 def _embed(features):
     """Per-pixel simplex: keys [N, d+1, d] int32 and barycentric weights [N, d+1] float32."""
     features = ops.convert_to_tensor(features, "float32")
-    n, d = features.shape
+    d = features.shape[1]
     dp1 = d + 1
     elevated = ops.matmul(features, ops.convert_to_tensor(_elevation_matrix(d)))  # [N, d+1]
     down = ops.floor(elevated / dp1) * dp1
@@ -165,9 +175,9 @@ def _embed(features):
 
 def _dedup(keys):
     """Dense lexicographic ids of the [N, d+1, d] keys and the padded sorted vertex table."""
-    n, dp1, d = keys.shape
-    rows = n * dp1
-    keys = ops.reshape(keys, (rows, d))
+    dp1, d = keys.shape[1], keys.shape[2]
+    keys = ops.reshape(keys, (-1, d))
+    rows = _num_rows(keys)
     # Shift so that keys and their neighbours (key - 1 .. key + d) are in [0, 2^15).
     keys = keys - ops.min(keys, axis=0, keepdims=True) + 1
     key_range = ops.max(keys) + d
@@ -192,13 +202,13 @@ def _dedup(keys):
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(fn):
+def _compiled(fn, static_argnums=()):
     """On JAX, run a build stage as one jitted program (eager JAX dispatches op by op)."""
     if keras.backend.backend() != "jax":
         return fn
     import jax
 
-    return jax.jit(fn)
+    return jax.jit(fn, static_argnums=static_argnums)
 
 
 def build_lattice(features, compact=False):
@@ -211,18 +221,35 @@ def build_lattice(features, compact=False):
       and ``key_range`` (int32 scalar, largest per-coordinate key span; must stay below
       2^15 - d - 2, i.e. ``lattice_ok(lattice)``).
     ``compact=True`` trims the vertex table to M rows before the neighbour search; it needs
-    concrete values (eager TensorFlow or un-jitted JAX).
+    concrete values (eager) or a TensorFlow graph (which allows the dynamic size M); not JAX jit.
     """
     keys, bary = _compiled(_embed)(features)
-    n, dp1, d = keys.shape
+    dp1 = keys.shape[1]
     vertex_ids, num_vertices, table_keys, table_words, key_range = _compiled(_dedup)(keys)
-    vertex_ids = ops.reshape(vertex_ids, (n, dp1))
+    vertex_ids = ops.reshape(vertex_ids, (-1, dp1))
+    max_rows = table_keys.shape[0]
     if compact:
-        m = int(ops.convert_to_numpy(num_vertices))
+        m = _vertex_count(num_vertices)
         table_keys, table_words = table_keys[:m], table_words[:m]
-    n1, n2 = _compiled(_neighbours)(table_keys, table_words, num_vertices)
+    n1, n2 = _compiled(_neighbours, (3,))(table_keys, table_words, num_vertices, max_rows)
     return dict(vertex_ids=vertex_ids, barycentric=bary, num_vertices=num_vertices,
                 n1=n1, n2=n2, key_range=key_range)
+
+
+def _vertex_count(num_vertices):
+    """M as a Python int when concrete; inside a TensorFlow graph, the scalar tensor itself."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            return num_vertices
+    return int(ops.convert_to_numpy(num_vertices))
+
+
+def compact_supported():
+    """Whether `build_lattice(..., compact=True)` works here: always on TensorFlow (dynamic
+    shapes are allowed in graphs), and on other backends only outside jit."""
+    return keras.backend.backend() == "tensorflow"
 
 
 def lattice_ok(lattice):
@@ -238,11 +265,11 @@ def lattice_filter(lattice, values, transpose=False):
     values = ops.convert_to_tensor(values, "float32")
     ids, bary = lattice["vertex_ids"], lattice["barycentric"]
     n1, n2 = lattice["n1"], lattice["n2"]
-    n, dp1 = ids.shape
+    dp1 = ids.shape[1]
     d = dp1 - 1
     c = values.shape[-1]
-    rows = n1.shape[1]
-    splat = ops.reshape(bary[:, :, None] * values[:, None, :], (n * dp1, c))
+    rows = n1.shape[1] if n1.shape[1] is not None else ops.shape(n1)[1]
+    splat = ops.reshape(bary[:, :, None] * values[:, None, :], (-1, c))
     v = ops.segment_sum(splat, ops.reshape(ids, (-1,)), num_segments=rows)
     order = range(d, -1, -1) if transpose else range(dp1)
     for j in order:
@@ -253,7 +280,7 @@ def lattice_filter(lattice, values, transpose=False):
 
 def normalization(lattice):
     """Symmetric normaliser s = 1/sqrt(F(1) + 1e-20), shape [N, 1]."""
-    n = lattice["vertex_ids"].shape[0]
+    n = _num_rows(lattice["vertex_ids"])
     return 1.0 / ops.sqrt(lattice_filter(lattice, ops.ones((n, 1), "float32")) + 1e-20)
 
 

@@ -182,7 +182,7 @@ class DenseCRF(keras.layers.Layer):
             ops.reshape(ops.cast(image, "float32"), (-1, 3)) / self.theta_beta,
         ], axis=1)
         features = ops.stop_gradient(features)
-        lattice = lattice_lib.build_lattice(features)
+        lattice = lattice_lib.build_lattice(features, compact=lattice_lib.compact_supported())
         app_norm = lattice_lib.normalization(lattice)
         ones = ops.ones((height, width, 1), "float32")
         smooth_norm = 1.0 / ops.sqrt(separable_gaussian(ones, self.theta_gamma) + 1e-20)
