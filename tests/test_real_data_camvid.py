@@ -40,3 +40,22 @@ def test_tiny_model_segments_real_frames_at_full_size(camvid):
         assert labels.max() <= 11
         logits = model.predict(image[None].astype("float32"), verbose=0)
         assert logits.shape == (1, 360, 480, 11) and np.isfinite(logits).all()
+
+
+def test_lattice_size_is_linear_in_pixels_on_real_frames(camvid):
+    from deeplab_keras.crf import lattice as lattice_lib
+
+    names = sorted(os.listdir(os.path.join(camvid, "val")))[:3]
+    for name in names:
+        image = np.asarray(Image.open(os.path.join(camvid, "val", name)).convert("RGB"))
+        counts = []
+        for crop in ((90, 120), (180, 240), (360, 480)):
+            part = image[: crop[0], : crop[1]]
+            features = lattice_lib.image_features(part, 67.0, 3.0)  # DeepLab's bilateral kernel
+            lattice = lattice_lib.build_lattice(features, compact=True)
+            m = int(np.asarray(lattice["num_vertices"]))
+            n = features.shape[0]
+            assert m <= 6 * n
+            counts.append(m / n)
+        # Points per pixel stay within a factor 2 while N grows 16x: O(N), not O(N^2).
+        assert max(counts) / min(counts) < 2.0, (name, counts)
