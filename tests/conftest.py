@@ -18,9 +18,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-
-
 def pytest_collection_modifyitems(config, items):
     has_tf = _importable("tensorflow")
     for item in items:

@@ -4,6 +4,7 @@ from deeplab_keras.convert.common import ConversionError
 from deeplab_keras.convert.common import ConversionReport
 from deeplab_keras.convert.common import assign
 from deeplab_keras.convert.common import backbone_of
+from deeplab_keras.convert.common import check_complete
 
 
 def from_keras_applications(model, keras_model):
@@ -51,10 +52,7 @@ def from_keras_applications(model, keras_model):
             )
         for src, dst in zip(_ordered(layer), _ordered(dest)):
             assign(dst, src.numpy(), src.path, report)
-    filled = set(report.mapped.values())
-    missing = [w.path for w in target.weights if w.path not in filled]
-    if missing:
-        raise ConversionError(f"{len(missing)} backbone weights got no value, e.g. {missing[:5]}.")
+    check_complete(target, report, "from_keras_applications")
     return report
 
 

@@ -175,7 +175,7 @@ def _embed(features):
 
 def _dedup(keys):
     """Dense lexicographic ids of the [N, d+1, d] keys and the padded sorted vertex table."""
-    dp1, d = keys.shape[1], keys.shape[2]
+    d = keys.shape[2]
     keys = ops.reshape(keys, (-1, d))
     rows = _num_rows(keys)
     # Shift so that keys and their neighbours (key - 1 .. key + d) are in [0, 2^15).
@@ -319,11 +319,18 @@ def exact_normalized_filter(features, values):
 
 
 def image_features(image, theta_xy, theta_rgb=None):
-    """Pixel features [H*W, 2 or 5] as pydensecrf builds them: (x, y[, r, g, b]) / thetas."""
-    image = np.asarray(image, np.float32)
-    h, w = image.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    feats = [xx.reshape(-1, 1) / theta_xy, yy.reshape(-1, 1) / theta_xy]
+    """Pixel features [H*W, 2 or 5] as pydensecrf builds them: (x, y[, r, g, b]) / thetas.
+
+    Works on static or dynamic (graph) image sizes; `image` is [H, W, channels].
+    """
+    image = ops.cast(ops.convert_to_tensor(image), "float32")
+    height = image.shape[0] if image.shape[0] is not None else ops.shape(image)[0]
+    width = image.shape[1] if image.shape[1] is not None else ops.shape(image)[1]
+    xs = ops.cast(ops.arange(width), "float32")
+    ys = ops.cast(ops.arange(height), "float32")
+    xx = ops.reshape(ops.repeat(xs[None, :], height, axis=0), (-1, 1))
+    yy = ops.reshape(ops.repeat(ys[:, None], width, axis=1), (-1, 1))
+    feats = [xx / theta_xy, yy / theta_xy]
     if theta_rgb is not None:
-        feats.append(image.reshape(h * w, -1) / theta_rgb)
-    return np.concatenate(feats, axis=1).astype(np.float32)
+        feats.append(ops.reshape(image, (-1, image.shape[-1])) / theta_rgb)
+    return ops.concatenate(feats, axis=1)

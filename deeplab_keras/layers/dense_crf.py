@@ -47,14 +47,6 @@ def separable_gaussian(values, theta):
     return ops.transpose(x[..., 0], (1, 2, 0))
 
 
-def _spatial_grid(height, width, dtype="float32"):
-    ys = ops.cast(ops.arange(height), dtype)
-    xs = ops.cast(ops.arange(width), dtype)
-    yy = ops.repeat(ys[:, None], width, axis=1)
-    xx = ops.repeat(xs[None, :], height, axis=0)
-    return xx, yy
-
-
 @keras.saving.register_keras_serializable(package="deeplab_keras")
 class DenseCRF(keras.layers.Layer):
     """Dense CRF mean-field inference with Gaussian edge potentials.
@@ -175,13 +167,8 @@ class DenseCRF(keras.layers.Layer):
         height, width, classes = logits.shape[0], logits.shape[1], logits.shape[2]
         if height is None or width is None:
             height, width = ops.shape(logits)[0], ops.shape(logits)[1]
-        xx, yy = _spatial_grid(height, width)
-        features = ops.concatenate([
-            ops.reshape(xx, (-1, 1)) / self.theta_alpha,
-            ops.reshape(yy, (-1, 1)) / self.theta_alpha,
-            ops.reshape(ops.cast(image, "float32"), (-1, 3)) / self.theta_beta,
-        ], axis=1)
-        features = ops.stop_gradient(features)
+        features = ops.stop_gradient(
+            lattice_lib.image_features(image, self.theta_alpha, self.theta_beta))
         lattice = lattice_lib.build_lattice(features, compact=lattice_lib.compact_supported())
         app_norm = lattice_lib.normalization(lattice)
         ones = ops.ones((height, width, 1), "float32")
