@@ -39,13 +39,18 @@ def _np(x):
     return ops.convert_to_numpy(x)
 
 
+# "sort" runs on every backend; "hash" (int64 keys, sparse splat/slice) is TensorFlow's default.
+METHODS = ["sort", "hash"] if keras.backend.backend() == "tensorflow" else ["sort"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("size", [(30, 40), (60, 80)])
 @pytest.mark.parametrize("thetas", [(10.0, 10.0), (20.0, 15.0), (5.0,), (12.0,)])
-def test_normalized_filter_matches_exact(size, thetas):
+def test_normalized_filter_matches_exact(size, thetas, method):
     im = _image(*size)
     feats = image_features(im, *thetas)
     q = _values(im)
-    lattice = build_lattice(feats, compact=size[0] > 30)
+    lattice = build_lattice(feats, compact=size[0] > 30, method=method)
     out = _np(normalized_filter(lattice, q))
     ref = exact_normalized_filter(feats, q)
     rel = np.linalg.norm(out - ref) / np.linalg.norm(ref)
@@ -58,18 +63,29 @@ def test_padded_and_compact_lattices_agree():
     im = _image(20, 24)
     feats = image_features(im, 8.0, 10.0)
     q = _values(im, 4)
-    padded = build_lattice(feats)
+    padded = build_lattice(feats, method="sort")
     a = _np(lattice_filter(padded, q))
-    b = _np(lattice_filter(build_lattice(feats, compact=True), q))
+    b = _np(lattice_filter(build_lattice(feats, compact=True, method="sort"), q))
     c = _np(lattice_filter(compact_lattice(padded), q))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+    for method in METHODS:  # every build gives the same filter
+        lattice = build_lattice(feats, method=method)
+        np.testing.assert_allclose(_np(lattice_filter(lattice, q)), a, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(_np(lattice_filter(lattice, q, transpose=True)),
+                                   _np(lattice_filter(padded, q, transpose=True)),
+                                   rtol=1e-5, atol=1e-5)
+        norm = lat_mod.normalization(lattice)
+        np.testing.assert_allclose(
+            _np(lat_mod.normalized_filter_fn(lattice, norm, weight=3.0)(q)),
+            3.0 * _np(normalized_filter(padded, q)), rtol=1e-4, atol=1e-5)
 
 
-def test_dedup_and_neighbours_match_numpy():
+@pytest.mark.parametrize("method", METHODS)
+def test_dedup_and_neighbours_match_numpy(method):
     im = _image(12, 16)
     feats = image_features(im, 4.0, 20.0)
-    lattice = build_lattice(feats, compact=True)
+    lattice = build_lattice(feats, compact=True, method=method)
     keys, bary = lat_mod._embed(feats)
     keys, bary = _np(keys), _np(bary)
     n, dp1, d = keys.shape
@@ -94,13 +110,14 @@ def test_dedup_and_neighbours_match_numpy():
         assert n1[j, m] == m and n2[j, m] == m
 
 
-def test_vertex_count_bound_and_linear_growth():
+@pytest.mark.parametrize("method", METHODS)
+def test_vertex_count_bound_and_linear_growth(method):
     ratios = []
     for h, w in [(40, 60), (80, 120)]:
         im = _image(h, w, noise=2.0)
         for thetas in [(10.0, 10.0), (3.0,)]:
             feats = image_features(im, *thetas)
-            m = int(_np(build_lattice(feats, compact=True)["num_vertices"]))
+            m = int(_np(build_lattice(feats, compact=True, method=method)["num_vertices"]))
             n, d = feats.shape
             assert 0 < m <= (d + 1) * n
             ratios.append(m / n)
@@ -109,7 +126,8 @@ def test_vertex_count_bound_and_linear_growth():
     assert 0.6 < ratios[3] / ratios[1] < 1.4, ratios
 
 
-def test_deeplab_parameters_do_not_overflow():
+@pytest.mark.parametrize("method", METHODS)
+def test_deeplab_parameters_do_not_overflow(method):
     """theta_alpha=67, theta_beta=3, colours 0..255 at 500x375: keys span > 2^32 linearised."""
     if keras.backend.backend() == "jax":
         import jax
@@ -121,8 +139,8 @@ def test_deeplab_parameters_do_not_overflow():
     im[-40:, -40:] = [255, 255, 255]
     im[100:140, 200:260] = rng.uniform(0, 255, (40, 60, 3))
     feats = image_features(im, 67.0, 3.0)
-    lattice = build_lattice(feats, compact=True)
-    assert lattice_ok(lattice)
+    lattice = build_lattice(feats, compact=True, method=method)
+    assert method == "hash" or lattice_ok(lattice)
     key_span = np.ptp(_np(lat_mod._embed(feats)[0]).reshape(-1, 5), axis=0) + 1.0
     assert np.prod(key_span) > 2.0**32  # a single linearised int32 key would overflow
     m = int(_np(lattice["num_vertices"]))
@@ -146,10 +164,11 @@ def _grad(fn, x):
     return tape.gradient(y, x).numpy()
 
 
-def test_linearity_and_adjoint():
+@pytest.mark.parametrize("method", METHODS)
+def test_linearity_and_adjoint(method):
     im = _image(10, 12)
     feats = image_features(im, 4.0, 15.0)
-    lattice = build_lattice(feats)
+    lattice = build_lattice(feats, method=method)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(120, 2)).astype(np.float32)
     y = rng.normal(size=(120, 2)).astype(np.float32)
@@ -184,3 +203,26 @@ def test_jax_jit_matches_eager():
     eager = _np(normalized_filter(build_lattice(feats), q))
     jitted = jax.jit(lambda f, v: normalized_filter(build_lattice(f), v))(feats, q)
     np.testing.assert_allclose(np.asarray(jitted), eager, rtol=1e-5, atol=1e-6)
+
+
+def test_hash_build_inside_tf_function_with_unknown_size():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the hash build is TensorFlow-only")
+    import tensorflow as tf
+
+    im = _image(18, 22)
+    feats = image_features(im, 6.0, 12.0)
+    q = _values(im)
+    fn = tf.function(lambda f, v: normalized_filter(build_lattice(f, method="hash"), v),
+                     input_signature=[tf.TensorSpec([None, 5]), tf.TensorSpec([None, 3])])
+    eager = _np(normalized_filter(build_lattice(feats, method="sort"), q))
+    np.testing.assert_allclose(_np(fn(feats, q)), eager, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_method_is_a_clear_error():
+    feats = image_features(_image(4, 5), 3.0, 3.0)
+    with pytest.raises(ValueError, match="method"):
+        build_lattice(feats, method="octree")
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match="TensorFlow"):
+            build_lattice(feats, method="hash")

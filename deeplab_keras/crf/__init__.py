@@ -9,7 +9,8 @@ from deeplab_keras.crf.lattice import lattice_filter
 from deeplab_keras.crf.lattice import lattice_ok
 from deeplab_keras.crf.lattice import normalization
 from deeplab_keras.crf.lattice import normalized_filter
+from deeplab_keras.crf.lattice import normalized_filter_fn
 
 __all__ = ["build_lattice", "compact_lattice", "exact_gaussian_filter",
            "exact_normalized_filter", "image_features", "lattice_filter", "lattice_ok",
-           "normalization", "normalized_filter"]
+           "normalization", "normalized_filter", "normalized_filter_fn"]

@@ -3,7 +3,10 @@
 This is the approximate high-dimensional Gaussian filter of Adams, Baek & Davis (2010), with
 the constants and conventions of Krähenbühl's dense-CRF code (pydensecrf), so that
 ``normalized_filter`` approximates pydensecrf's symmetrically normalised pairwise kernel.
-It runs unchanged on the TensorFlow and JAX backends (JAX without x64).
+It runs unchanged on the TensorFlow and JAX backends (JAX without x64). On TensorFlow,
+``build_lattice`` defaults to ``method="hash"`` (`deeplab_keras.crf.lattice_tf`): the same
+lattice built with 64-bit keys and `tf.unique`, filtered with sparse matmuls; what follows
+describes the backend-independent ``method="sort"`` build.
 
 Conventions (N pixels, d feature dimensions, features already divided by the thetas, so the
 target kernel is ``k(i, j) = exp(-|f_i - f_j|^2 / 2)``):
@@ -211,8 +214,23 @@ def _compiled(fn, static_argnums=()):
     return jax.jit(fn, static_argnums=static_argnums)
 
 
-def build_lattice(features, compact=False):
+def default_method():
+    """"hash" (int64 keys, `deeplab_keras.crf.lattice_tf`) on TensorFlow, else "sort"."""
+    return "hash" if keras.backend.backend() == "tensorflow" else "sort"
+
+
+def METHODS_AVAILABLE():  # noqa: N802 (reads as a constant)
+    """Build methods that run on the active backend."""
+    return ("sort", "hash") if keras.backend.backend() == "tensorflow" else ("sort",)
+
+
+def build_lattice(features, compact=False, method=None):
     """Build the permutohedral lattice of ``features`` [N, d] (already divided by the thetas).
+
+    ``method="sort"`` is the backend-independent build described in the module docstring;
+    ``method="hash"`` (TensorFlow only, the default there) is `lattice_tf.build_lattice`: the
+    same lattice with 64-bit keys, `tf.unique` and sparse splat/slice, several times faster.
+    Both give the same filter; `lattice_filter` and friends accept either.
 
     Returns a dict of tensors:
       ``vertex_ids`` [N, d+1] int32, ``barycentric`` [N, d+1] float32, ``num_vertices`` M
@@ -223,6 +241,16 @@ def build_lattice(features, compact=False):
     ``compact=True`` trims the vertex table to M rows before the neighbour search; it needs
     concrete values (eager) or a TensorFlow graph (which allows the dynamic size M); not JAX jit.
     """
+    method = method or default_method()
+    if method == "hash":
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("build_lattice(method='hash') needs the TensorFlow backend; "
+                             f"the backend is {keras.backend.backend()!r}. Use method='sort'.")
+        from deeplab_keras.crf import lattice_tf
+
+        return lattice_tf.build_lattice(features)
+    if method != "sort":
+        raise ValueError(f"build_lattice: method must be 'sort' or 'hash'; received {method!r}.")
     keys, bary = _compiled(_embed)(features)
     dp1 = keys.shape[1]
     vertex_ids, num_vertices, table_keys, table_words, key_range = _compiled(_dedup)(keys)
@@ -262,6 +290,10 @@ def lattice_filter(lattice, values, transpose=False):
 
     ``transpose=True`` applies the exact transpose (blur directions in reverse order).
     """
+    if "slice" in lattice:
+        from deeplab_keras.crf import lattice_tf
+
+        return lattice_tf.lattice_filter(lattice, values, transpose)
     values = ops.convert_to_tensor(values, "float32")
     ids, bary = lattice["vertex_ids"], lattice["barycentric"]
     n1, n2 = lattice["n1"], lattice["n2"]
@@ -291,8 +323,25 @@ def normalized_filter(lattice, values, norm=None):
     return norm * lattice_filter(lattice, norm * ops.convert_to_tensor(values, "float32"))
 
 
+def normalized_filter_fn(lattice, norm=None, weight=1.0):
+    """A callable ``q -> weight * normalized_filter(lattice, q, norm)`` for repeated use.
+
+    On a "hash" (TensorFlow) lattice the scalings are folded into the splat and slice
+    matrices once, so mean-field iterations pay for no extra passes over the values.
+    """
+    if norm is None:
+        norm = normalization(lattice)
+    if "slice" in lattice:
+        from deeplab_keras.crf import lattice_tf
+
+        return lattice_tf.normalized_filter_fn(lattice, norm, weight)
+    return lambda values: weight * normalized_filter(lattice, values, norm)
+
+
 def compact_lattice(lattice):
-    """Eagerly trim a padded lattice to its M used vertex rows (dummy row becomes M)."""
+    """Eagerly trim a padded ("sort") lattice to its M used vertex rows (dummy row becomes M)."""
+    if "slice" in lattice:
+        return lattice
     m = int(ops.convert_to_numpy(lattice["num_vertices"]))
     n1, n2 = lattice["n1"], lattice["n2"]
 

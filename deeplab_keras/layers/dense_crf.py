@@ -40,11 +40,11 @@ def gaussian_taps(theta):
 def separable_gaussian(values, theta):
     """Exact spatial Gaussian filter (self term included, zeros outside) of [H, W, C]."""
     taps = ops.convert_to_tensor(gaussian_taps(theta), "float32")
-    k = taps.shape[0]
-    x = ops.transpose(values, (2, 0, 1))[..., None]  # channels as batch: [C, H, W, 1]
-    x = ops.conv(x, ops.reshape(taps, (k, 1, 1, 1)), padding="same")
-    x = ops.conv(x, ops.reshape(taps, (1, k, 1, 1)), padding="same")
-    return ops.transpose(x[..., 0], (1, 2, 0))
+    k, channels = taps.shape[0], values.shape[-1]
+    column = ops.tile(ops.reshape(taps, (k, 1, 1, 1)), (1, 1, channels, 1))
+    row = ops.tile(ops.reshape(taps, (1, k, 1, 1)), (1, 1, channels, 1))
+    x = ops.depthwise_conv(values[None], column, padding="same")
+    return ops.depthwise_conv(x, row, padding="same")[0]
 
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")
@@ -155,13 +155,6 @@ class DenseCRF(keras.layers.Layer):
         if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(image)))):
             raise ValueError("DenseCRF: the image contains NaN or inf values.")
 
-    def _pairwise(self, q_app, q_smooth):
-        if self.learnable:
-            messages = (ops.matmul(q_app, ops.cast(self.appearance_kernel, q_app.dtype))
-                        + ops.matmul(q_smooth, ops.cast(self.smoothness_kernel, q_app.dtype)))
-            return -ops.matmul(messages, ops.cast(self.compatibility, q_app.dtype))
-        return self.appearance_weight * q_app + self.smoothness_weight * q_smooth
-
     def _refine_one(self, logits, image):
         """Mean field on one image: logits [H, W, C], image [H, W, 3] -> log marginals."""
         height, width, classes = logits.shape[0], logits.shape[1], logits.shape[2]
@@ -170,17 +163,27 @@ class DenseCRF(keras.layers.Layer):
         features = ops.stop_gradient(
             lattice_lib.image_features(image, self.theta_alpha, self.theta_beta))
         lattice = lattice_lib.build_lattice(features, compact=lattice_lib.compact_supported())
-        app_norm = lattice_lib.normalization(lattice)
+        # Fixed weights are folded into the filters; learnable ones are C x C matrices.
+        w1, w2 = (1.0, 1.0) if self.learnable else (self.appearance_weight,
+                                                    self.smoothness_weight)
+        appearance = lattice_lib.normalized_filter_fn(lattice, weight=w1)
         ones = ops.ones((height, width, 1), "float32")
         smooth_norm = 1.0 / ops.sqrt(separable_gaussian(ones, self.theta_gamma) + 1e-20)
+        smooth_out = w2 * smooth_norm
         unary_logits = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
         q = ops.softmax(unary_logits, axis=-1)
         for _ in range(self.iterations):
-            q_app = lattice_lib.normalized_filter(
-                lattice, ops.reshape(q, (-1, classes)), app_norm)
-            q_app = ops.reshape(q_app, (height, width, classes))
-            q_smooth = smooth_norm * separable_gaussian(smooth_norm * q, self.theta_gamma)
-            tmp = unary_logits + self._pairwise(q_app, q_smooth)
+            q_app = ops.reshape(appearance(ops.reshape(q, (-1, classes))),
+                                (height, width, classes))
+            q_smooth = smooth_out * separable_gaussian(smooth_norm * q, self.theta_gamma)
+            if self.learnable:
+                messages = (
+                    ops.matmul(q_app, ops.cast(self.appearance_kernel, "float32"))
+                    + ops.matmul(q_smooth, ops.cast(self.smoothness_kernel, "float32")))
+                tmp = unary_logits - ops.matmul(messages, ops.cast(self.compatibility,
+                                                                   "float32"))
+            else:
+                tmp = unary_logits + q_app + q_smooth
             q = ops.softmax(tmp, axis=-1)
         return ops.log_softmax(tmp, axis=-1)
 
