@@ -14,6 +14,10 @@ from deeplab_keras import convert
 from deeplab_keras import layers
 from deeplab_keras import models
 from deeplab_keras import ops
+from deeplab_keras import visualize
+from deeplab_keras.inference import Segmentation
+from deeplab_keras.inference import segment
 from deeplab_keras.version import __version__
 
-__all__ = ["__version__", "backbones", "convert", "layers", "models", "ops"]
+__all__ = ["Segmentation", "__version__", "backbones", "convert", "layers", "models", "ops",
+           "segment", "visualize"]

@@ -13,7 +13,6 @@ overlay), not a meaningful segmentation. The script says so when it runs.
 import glob
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -39,56 +38,9 @@ def example_images():
 def build_model(name):
     from deeplab_keras import models
 
-    if name == "deeplabv3plus_resnet50":
-        return models.DeepLabV3Plus(backbone="resnet50_v1_5", output_stride=16,
-                                    num_classes=NUM_CLASSES)
-    if name == "deeplabv3_resnet101":
-        return models.DeepLabV3(backbone="resnet101_v1_5", output_stride=16,
-                                num_classes=NUM_CLASSES)
-    if name == "deeplabv2_resnet101":
-        return models.DeepLabV2(backbone="resnet101", aspp="L", num_classes=NUM_CLASSES)
-    return models.DeepLabV1(num_classes=NUM_CLASSES)
-
-
-def load_rgb(path):
-    import numpy as np
-    from PIL import Image
-    from PIL import ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"Cannot read image {path!r}: {err}. Is it a valid image file?") from err
-
-
-def segment_and_save(model, paths, output_dir):
-    """Segments each image and writes `<stem>_mask.png`, `_overlay.png`, `_panel.png`."""
-    import numpy as np
-    from PIL import Image
-
-    from deeplab_keras import visualize
-
-    os.makedirs(output_dir, exist_ok=True)
-    written = []
-    for path in paths:
-        image = load_rgb(path)
-        start = time.perf_counter()
-        logits = model.predict(image[None].astype("float32"), verbose=0)[0]
-        seconds = time.perf_counter() - start
-        labels = np.argmax(logits, axis=-1)
-        mask = visualize.colorize(labels, visualize.CAMVID_PALETTE)
-        blend = visualize.overlay(image, mask)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        for suffix, picture in (("mask", mask), ("overlay", blend),
-                                ("panel", visualize.panel([image, mask, blend]))):
-            out = os.path.join(output_dir, f"{stem}_{suffix}.png")
-            Image.fromarray(picture).save(out)
-            written.append(out)
-        print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
-              f"{len(np.unique(labels))} classes predicted, {seconds:.2f} s")
-    return written
+    if name.startswith("deeplabv3"):
+        return models.build(name, NUM_CLASSES, output_stride=16)
+    return models.build(name, NUM_CLASSES)
 
 
 def main(argv):
@@ -105,6 +57,8 @@ def main(argv):
     model = build_model(_MODEL.value)
     print(f"Built {_MODEL.value}: {model.count_params():,} parameters, backend "
           f"{keras.backend.backend()}. Segmenting {len(paths)} image(s):")
+    from deeplab_keras.inference import segment_and_save
+
     written = segment_and_save(model, paths, _OUTPUT_DIR.value)
     print(f"Wrote {len(written)} PNGs (mask, overlay, image|mask|overlay panel) to "
           f"{os.path.abspath(_OUTPUT_DIR.value)}")

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from deeplab_keras import demo
+from deeplab_keras import inference
 from deeplab_keras import models
 from deeplab_keras import visualize
 
@@ -13,7 +14,7 @@ def test_bundled_examples_exist_and_load():
     paths = demo.example_images()
     assert len(paths) >= 3
     for path in paths:
-        image = demo.load_rgb(path)
+        image = inference.load_rgb(path)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
 
 
@@ -22,10 +23,10 @@ def test_segment_and_save_writes_pictures(tmp_path):
                              aspp_filters=8,
                              backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
                                                   stem_filters=4))
-    written = demo.segment_and_save(model, demo.example_images()[:1], str(tmp_path))
+    written = inference.segment_and_save(model, demo.example_images()[:1], str(tmp_path))
     assert len(written) == 3
     mask = np.asarray(Image.open(written[0]))
-    image = demo.load_rgb(demo.example_images()[0])
+    image = inference.load_rgb(demo.example_images()[0])
     assert mask.shape == image.shape
     colours = {tuple(c) for c in mask.reshape(-1, 3)}
     assert colours <= {tuple(c) for c in visualize.CAMVID_PALETTE}
@@ -35,7 +36,7 @@ def test_bad_image_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.jpg"):
-        demo.load_rgb(str(bad))
+        inference.load_rgb(str(bad))
 
 
 def test_colorize_overlay_panel():

@@ -6,6 +6,9 @@ from deeplab_keras.models.deeplab_v2 import DeepLabV1
 from deeplab_keras.models.deeplab_v2 import DeepLabV2
 from deeplab_keras.models.deeplab_v3 import DeepLabV3
 from deeplab_keras.models.deeplab_v3_plus import DeepLabV3Plus
+from deeplab_keras.models.factory import build
+from deeplab_keras.models.factory import list_architectures
 from deeplab_keras.models.msc import MSC
 
-__all__ = ["CRFRefined", "DeepLabModel", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "MSC"]
+__all__ = ["CRFRefined", "DeepLabModel", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "MSC",
+           "build", "list_architectures"]

@@ -1,0 +1,196 @@
+"""Inference: `segment` turns images into label maps, colour masks and overlays."""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from deeplab_keras import visualize
+
+
+@dataclasses.dataclass
+class Segmentation:
+    """One segmented image.
+
+    Attributes:
+        labels: int32 `[H, W]` class ids at the image's original size.
+        color_mask: uint8 `[H, W, 3]` labels drawn with the palette.
+        overlay: uint8 `[H, W, 3]` image blended with the colour mask.
+        probabilities: float32 `[H, W, C]` softmax (after the CRF when one is used).
+        source: the path the image came from, or None for arrays.
+    """
+
+    labels: np.ndarray
+    color_mask: np.ndarray
+    overlay: np.ndarray
+    probabilities: np.ndarray
+    source: str = None
+
+    def class_fractions(self, class_names=None):
+        """{class: fraction of pixels}, largest first."""
+        ids, counts = np.unique(self.labels, return_counts=True)
+        total = float(self.labels.size)
+        names = [class_names[i] if class_names is not None and i < len(class_names) else int(i)
+                 for i in ids]
+        pairs = sorted(zip(names, counts / total), key=lambda kv: -kv[1])
+        return dict(pairs)
+
+
+def _as_image_list(images):
+    """Normalises the accepted inputs to a list of (uint8-range float32 [H, W, 3], source)."""
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, np.ndarray) or hasattr(images, "shape"):
+        array = np.asarray(images)
+        if array.ndim == 3:
+            images = [array]
+        elif array.ndim == 4:
+            images = list(array)
+        else:
+            raise ValueError("segment: an image array must be [H, W, 3] or [B, H, W, 3]; "
+                             f"received shape {array.shape}.")
+    out = []
+    for i, item in enumerate(images):
+        if isinstance(item, (str, os.PathLike)):
+            out.append((load_rgb(os.fspath(item)).astype(np.float32), os.fspath(item)))
+            continue
+        array = np.asarray(item)
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=-1)
+        if array.ndim != 3 or array.shape[-1] not in (3, 4):
+            raise ValueError(f"segment: image {i} must be [H, W, 3] RGB; received shape "
+                             f"{array.shape}.")
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise ValueError(f"segment: image {i} is empty (shape {array.shape}).")
+        array = array[..., :3].astype(np.float32)
+        if not np.isfinite(array).all():
+            raise ValueError(f"segment: image {i} contains NaN or inf values.")
+        if array.max() <= 1.0 and array.min() >= 0.0 and array.size > 16 and array.max() > 0:
+            raise ValueError(f"segment: image {i} looks scaled to 0..1 (max {array.max():.3f}); "
+                             "models take RGB in 0..255. Multiply by 255 first.")
+        out.append((array, None))
+    if not out:
+        raise ValueError("segment: no images given.")
+    return out
+
+
+def _resolve_crf(crf):
+    if crf is None or crf is False:
+        return None
+    from deeplab_keras.layers import DenseCRF
+
+    if crf is True:
+        return DenseCRF()
+    if isinstance(crf, str):
+        return DenseCRF.from_preset(crf)
+    if isinstance(crf, DenseCRF):
+        return crf
+    raise TypeError("segment: `crf` must be None, True, a preset name "
+                    f"({sorted(DenseCRF.presets())}) or a DenseCRF layer; received {crf!r}.")
+
+
+def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), flip=False):
+    """Segments images of any size with `model`; returns one `Segmentation` per image.
+
+    Args:
+        model: a DeepLab model (RGB float32 0..255 in, logits at input size out), e.g. from
+            `deeplab_keras.models` or `keras.saving.load_model`.
+        images: a path, an array `[H, W, 3]` / `[B, H, W, 3]` (RGB, 0..255), or a list of
+            paths/arrays of different sizes.
+        crf: None, True (default `DenseCRF`), a `DenseCRF` preset name, or a `DenseCRF` layer;
+            refines each image's logits with the fully connected CRF.
+        palette: `[C, 3]` uint8 colours; default CamVid's for 11 classes, else PASCAL VOC's.
+        alpha: weight of the mask in the overlay.
+        scales, flip: multi-scale and flipped inference (averaged softmax), see
+            `deeplab_keras.evaluation.predict_logits`.
+
+    Example:
+
+    ```python
+    import deeplab_keras as dk
+    model = dk.models.DeepLabV3Plus(backbone="mobilenetv2", num_classes=11)
+    result = dk.segment(model, "street.jpg", crf="deeplab_resnet101_voc")[0]
+    result.labels.shape, result.class_fractions(dk.visualize.CAMVID_CLASSES)
+    ```
+    """
+    import keras
+
+    crf_layer = _resolve_crf(crf)
+    results = []
+    for image, source in _as_image_list(images):
+        if tuple(scales) != (1.0,) or flip:
+            from deeplab_keras.evaluation import predict_logits
+
+            logits = np.asarray(predict_logits(model, image, scales=scales, flip=flip))
+            logits = np.log(np.clip(logits, 1e-8, None)) if _looks_like_probabilities(
+                logits) else logits
+        else:
+            logits = np.asarray(model.predict_on_batch(image[None]))[0]
+        if logits.shape[:2] != image.shape[:2]:
+            raise ValueError(f"segment: the model returned logits of size {logits.shape[:2]} "
+                             f"for an image of size {image.shape[:2]}; build it with "
+                             "upsample_logits=True.")
+        if crf_layer is not None:
+            logits = np.asarray(crf_layer([logits[None].astype(np.float32), image[None]]))[0]
+        probabilities = np.asarray(keras.ops.softmax(logits.astype(np.float32), axis=-1))
+        labels = np.argmax(logits, axis=-1).astype(np.int32)
+        colors = _palette(palette, logits.shape[-1])
+        color_mask = visualize.colorize(labels, colors)
+        results.append(Segmentation(
+            labels=labels, color_mask=color_mask,
+            overlay=visualize.overlay(np.clip(image, 0, 255).astype(np.uint8), color_mask, alpha),
+            probabilities=probabilities, source=source))
+    return results
+
+
+def _looks_like_probabilities(x):
+    return x.min() >= 0.0 and np.allclose(x.sum(-1), 1.0, atol=1e-3)
+
+
+def _palette(palette, num_classes):
+    if palette is not None:
+        palette = np.asarray(palette, np.uint8)
+        if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < num_classes:
+            raise ValueError(f"segment: `palette` must be [>= {num_classes}, 3] uint8; received "
+                             f"shape {palette.shape}.")
+        return palette
+    if num_classes == len(visualize.CAMVID_PALETTE):
+        return visualize.CAMVID_PALETTE
+    return visualize.voc_palette(max(num_classes, 256))
+
+
+def load_rgb(path):
+    from PIL import Image
+    from PIL import ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Cannot read image {path!r}: {err}. Is it a valid image file?") from err
+
+
+def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False):
+    """Segments each image and writes `<stem>_mask.png`, `_overlay.png`, `_panel.png`."""
+    import time
+
+    from PIL import Image
+
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for path in paths:
+        start = time.perf_counter()
+        result = segment(model, path, crf=crf, scales=scales, flip=flip)[0]
+        seconds = time.perf_counter() - start
+        image = load_rgb(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
+                                ("panel", visualize.panel([image, result.color_mask,
+                                                           result.overlay]))):
+            out = os.path.join(output_dir, f"{stem}_{suffix}.png")
+            Image.fromarray(picture).save(out)
+            written.append(out)
+        print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
+              f"{len(np.unique(result.labels))} classes predicted, {seconds:.2f} s")
+    return written
