@@ -11,6 +11,7 @@ logits = model.predict(images)  # RGB float32 in 0..255, any size -> logits at i
 
 from deeplab_keras import backbones
 from deeplab_keras import convert
+from deeplab_keras import data
 from deeplab_keras import layers
 from deeplab_keras import models
 from deeplab_keras import ops
@@ -19,5 +20,5 @@ from deeplab_keras.inference import Segmentation
 from deeplab_keras.inference import segment
 from deeplab_keras.version import __version__
 
-__all__ = ["Segmentation", "__version__", "backbones", "convert", "layers", "models", "ops",
+__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "layers", "models", "ops",
            "segment", "visualize"]

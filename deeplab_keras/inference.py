@@ -101,8 +101,8 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             refines each image's logits with the fully connected CRF.
         palette: `[C, 3]` uint8 colours; default CamVid's for 11 classes, else PASCAL VOC's.
         alpha: weight of the mask in the overlay.
-        scales, flip: multi-scale and flipped inference (averaged softmax), see
-            `deeplab_keras.evaluation.predict_logits`.
+        scales, flip: multi-scale and flipped inference: softmax averaged over the passes
+            (see `deeplab_keras.evaluation.predict_logits`); its log feeds the CRF.
 
     Example:
 
@@ -121,9 +121,8 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
         if tuple(scales) != (1.0,) or flip:
             from deeplab_keras.evaluation import predict_logits
 
-            logits = np.asarray(predict_logits(model, image, scales=scales, flip=flip))
-            logits = np.log(np.clip(logits, 1e-8, None)) if _looks_like_probabilities(
-                logits) else logits
+            probabilities = np.asarray(predict_logits(model, image, scales=scales, flip=flip))
+            logits = np.log(np.clip(probabilities, 1e-12, None))
         else:
             logits = np.asarray(model.predict_on_batch(image[None]))[0]
         if logits.shape[:2] != image.shape[:2]:
@@ -141,10 +140,6 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             overlay=visualize.overlay(np.clip(image, 0, 255).astype(np.uint8), color_mask, alpha),
             probabilities=probabilities, source=source))
     return results
-
-
-def _looks_like_probabilities(x):
-    return x.min() >= 0.0 and np.allclose(x.sum(-1), 1.0, atol=1e-3)
 
 
 def _palette(palette, num_classes):

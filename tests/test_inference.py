@@ -77,3 +77,14 @@ def test_segment_bad_inputs(model):
 
 def test_default_palettes():
     assert visualize.CAMVID_PALETTE.shape == (11, 3)
+
+
+def test_segment_multiscale_and_flip(model):
+    image = np.random.default_rng(2).uniform(0, 255, (30, 40, 3)).astype(np.float32)
+    single = dk.segment(model, image)[0]
+    multi = dk.segment(model, image, scales=(0.5, 1.0), flip=True)[0]
+    assert multi.labels.shape == (30, 40)
+    np.testing.assert_allclose(multi.probabilities.sum(-1), 1.0, atol=1e-4)
+    # A 1x1-conv model is flip-equivariant: flip alone changes nothing.
+    flipped = dk.segment(model, image, flip=True)[0]
+    np.testing.assert_allclose(flipped.probabilities, single.probabilities, atol=1e-5)
