@@ -12,13 +12,15 @@ logits = model.predict(images)  # RGB float32 in 0..255, any size -> logits at i
 from deeplab_keras import backbones
 from deeplab_keras import convert
 from deeplab_keras import data
+from deeplab_keras import evaluation
 from deeplab_keras import layers
 from deeplab_keras import models
 from deeplab_keras import ops
+from deeplab_keras import train
 from deeplab_keras import visualize
 from deeplab_keras.inference import Segmentation
 from deeplab_keras.inference import segment
 from deeplab_keras.version import __version__
 
-__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "layers", "models", "ops",
-           "segment", "visualize"]
+__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "evaluation", "layers", "models", "ops",
+           "segment", "train", "visualize"]
