@@ -227,6 +227,9 @@ def _atomic_save(model, path):
         model.save(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -241,7 +244,7 @@ def _report(model, examples, layout, num_classes, scales, output_dir, split, ext
     result = evaluation.evaluate(
         model, data.iterate_eval(examples, layout), num_classes=num_classes,
         ignore_label=layout.ignore_label, scales=scales, flip=_FLIP.value, crop_size=sliding,
-        class_names=layout.class_names)
+        class_names=layout.class_names, num_examples=len(examples))
     print(result["table"] if "table" in result else result)
     per_class = {name: (None if value != value else float(value))  # NaN: class absent
                  for name, value in result["per_class_iou"].items()}

@@ -76,7 +76,8 @@ class ValidationCallback(keras.callbacks.Callback):
         result = evaluation.evaluate(
             self.model, data.iterate_eval(self.examples, self.layout),
             num_classes=self.num_classes, ignore_label=self.layout.ignore_label,
-            scales=self.scales, class_names=self.layout.class_names, progress=False)
+            scales=self.scales, class_names=self.layout.class_names, progress=False,
+            num_examples=len(self.examples))
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if logs is not None:
             logs["val_miou"] = float(result["miou"])
