@@ -40,6 +40,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from deeplab_keras import visualize
 from deeplab_keras.visualize import voc_palette
 
 IGNORE_LABEL = 255
@@ -447,10 +448,7 @@ ADE20K_CLASSES = (
 CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
                   "Car", "Pedestrian", "Bicyclist")
 # The SegNet tutorial's colours (the README order); label 11 (void) is black.
-CAMVID_PALETTE = np.array([
-    [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-    [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192],
-], np.uint8)
+CAMVID_PALETTE = visualize.CAMVID_PALETTE
 CAMVID_VOID = 11
 
 

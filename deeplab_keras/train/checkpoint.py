@@ -16,7 +16,6 @@ previous checkpoint as the latest one.
 """
 
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import keras
 import numpy as np
 
 from deeplab_keras.train.distribute import is_chief
+from deeplab_keras.weights.download import sha256_file
 
 FORMAT_VERSION = 1
 PREFIX = "ckpt-"
@@ -46,13 +46,6 @@ def checkpoint_prefix(directory, step):
     """`<directory>/ckpt-<step, 8 digits>`: the path without extension of a checkpoint."""
     return os.path.join(directory, f"{PREFIX}{int(step):08d}")
 
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_file(path):
@@ -189,10 +182,10 @@ def save_checkpoint(directory, model, step, extra_state=None, max_to_keep=5, for
             "files": {
                 "weights": {"name": os.path.basename(weights_path),
                             "bytes": os.path.getsize(weights_path),
-                            "sha256": _sha256(weights_path)},
+                            "sha256": sha256_file(weights_path)},
                 "state": {"name": os.path.basename(state_path),
                           "bytes": os.path.getsize(state_path),
-                          "sha256": _sha256(state_path)},
+                          "sha256": sha256_file(state_path)},
             },
             "optimizer": (type(model.optimizer).__name__
                           if getattr(model, "optimizer", None) is not None else None),
@@ -286,7 +279,7 @@ def read_record(prefix):
         if size != info["bytes"]:
             raise CheckpointError(f"{path}: {size} bytes, but the record says {info['bytes']} "
                                   "(torn or overwritten file).")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != info["sha256"]:
             raise CheckpointError(f"{path}: sha256 {digest} does not match the record's "
                                   f"{info['sha256']} (corrupt file).")
