@@ -18,9 +18,14 @@ from deeplab_keras import models
 from deeplab_keras import ops
 from deeplab_keras import train
 from deeplab_keras import visualize
+from deeplab_keras import weights
 from deeplab_keras.inference import Segmentation
 from deeplab_keras.inference import segment
 from deeplab_keras.version import __version__
+from deeplab_keras.weights.loading import load_model
+from deeplab_keras.weights.registry import get_record
+from deeplab_keras.weights.registry import list_models
+from deeplab_keras.weights.registry import model_card
 
-__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "evaluation", "layers", "models", "ops",
-           "segment", "train", "visualize"]
+__all__ = ["Segmentation", "__version__", "get_record", "list_models", "load_model", "model_card", "backbones", "convert", "data", "evaluation", "layers", "models", "ops",
+           "segment", "train", "visualize", "weights"]

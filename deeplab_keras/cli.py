@@ -137,7 +137,6 @@ def _input_kind():
 def train(output_dir):
     """Trains `--model` on `--dataset`; writes checkpoints, TensorBoard logs, model.keras."""
     import keras
-    import numpy as np
 
     from deeplab_keras import data
     from deeplab_keras import train as train_lib

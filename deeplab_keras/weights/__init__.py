@@ -1,4 +1,4 @@
-"""Pretrained weights: verified downloads, the cache, safe archive extraction.
+"""Pretrained weights: the registry, `load_model`, verified downloads, the cache, archives.
 
 Example:
 
@@ -26,8 +26,24 @@ from deeplab_keras.weights.download import fetch_info
 from deeplab_keras.weights.download import md5_file
 from deeplab_keras.weights.download import sha256_file
 from deeplab_keras.weights.download import verify_file
+from deeplab_keras.weights import loading
+from deeplab_keras.weights import records
+from deeplab_keras.weights import registry
+from deeplab_keras.weights.loading import WeightsIntegrityError
+from deeplab_keras.weights.loading import build_model
+from deeplab_keras.weights.loading import load_backbone_weights
+from deeplab_keras.weights.loading import load_model
+from deeplab_keras.weights.registry import Metric
+from deeplab_keras.weights.registry import Preprocessing
+from deeplab_keras.weights.registry import WeightRecord
+from deeplab_keras.weights.registry import get_record
+from deeplab_keras.weights.registry import list_models
+from deeplab_keras.weights.registry import model_card
+from deeplab_keras.weights.registry import register
 
-__all__ = ["CacheNotWritableError", "DownloadError", "FetchResult", "IntegrityError",
-           "OfflineError", "UnsafeArchiveError", "archive", "cache_dir", "download",
-           "extract_member", "fetch", "fetch_info", "list_members", "md5_file", "safe_extract",
-           "sha256_file", "verify_file"]
+__all__ = ["CacheNotWritableError", "DownloadError", "FetchResult", "IntegrityError", "Metric",
+           "OfflineError", "Preprocessing", "UnsafeArchiveError", "WeightRecord",
+           "WeightsIntegrityError", "archive", "build_model", "cache_dir", "download",
+           "extract_member", "fetch", "fetch_info", "get_record", "list_members", "list_models",
+           "load_backbone_weights", "load_model", "loading", "md5_file", "model_card", "records",
+           "register", "registry", "safe_extract", "sha256_file", "verify_file"]
