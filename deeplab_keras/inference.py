@@ -99,7 +99,8 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             paths/arrays of different sizes.
         crf: None, True (default `DenseCRF`), a `DenseCRF` preset name, or a `DenseCRF` layer;
             refines each image's logits with the fully connected CRF.
-        palette: `[C, 3]` uint8 colours; default CamVid's for 11 classes, else PASCAL VOC's.
+        palette: `[C, 3]` uint8 colours; default: the palette of the model's weight record
+            (`load_model` entries), else CamVid's for 11 classes, else PASCAL VOC's.
         alpha: weight of the mask in the overlay.
         scales, flip: multi-scale and flipped inference: softmax averaged over the passes
             (see `deeplab_keras.evaluation.predict_logits`); its log feeds the CRF.
@@ -133,7 +134,7 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             logits = np.asarray(crf_layer([logits[None].astype(np.float32), image[None]]))[0]
         probabilities = np.asarray(keras.ops.softmax(logits.astype(np.float32), axis=-1))
         labels = np.argmax(logits, axis=-1).astype(np.int32)
-        colors = _palette(palette, logits.shape[-1])
+        colors = _palette(palette, logits.shape[-1], getattr(model, "weight_record", None))
         color_mask = visualize.colorize(labels, colors)
         results.append(Segmentation(
             labels=labels, color_mask=color_mask,
@@ -142,7 +143,9 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
     return results
 
 
-def _palette(palette, num_classes):
+def _palette(palette, num_classes, record=None):
+    if palette is None and record is not None and record.num_classes == num_classes:
+        return np.asarray(record.palette_array(), np.uint8)
     if palette is not None:
         palette = np.asarray(palette, np.uint8)
         if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < num_classes:

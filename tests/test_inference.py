@@ -88,3 +88,22 @@ def test_segment_multiscale_and_flip(model):
     # A 1x1-conv model is flip-equivariant: flip alone changes nothing.
     flipped = dk.segment(model, image, flip=True)[0]
     np.testing.assert_allclose(flipped.probabilities, single.probabilities, atol=1e-5)
+
+
+def test_segment_uses_the_weight_record_palette(model):
+    from deeplab_keras.weights.registry import get_record
+
+    record = get_record("deeplabv3plus_xception65_cityscapes")
+    three = dataclasses_replace(record, num_classes=3)
+    model.weight_record = three
+    try:
+        r = dk.segment(model, np.full((6, 7, 3), 80.0, np.float32))[0]
+        np.testing.assert_array_equal(r.color_mask, np.asarray(three.palette_array())[r.labels])
+    finally:
+        del model.weight_record
+
+
+def dataclasses_replace(record, **changes):
+    import dataclasses
+
+    return dataclasses.replace(record, **changes)
