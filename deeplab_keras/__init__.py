@@ -27,5 +27,6 @@ from deeplab_keras.weights.registry import get_record
 from deeplab_keras.weights.registry import list_models
 from deeplab_keras.weights.registry import model_card
 
-__all__ = ["Segmentation", "__version__", "get_record", "list_models", "load_model", "model_card", "backbones", "convert", "data", "evaluation", "layers", "models", "ops",
+__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "evaluation",
+           "get_record", "layers", "list_models", "load_model", "model_card", "models", "ops",
            "segment", "train", "visualize", "weights"]

@@ -60,7 +60,7 @@ def test_train_writes_model_checkpoints_logs_and_pictures(trained):
     from deeplab_keras.train import tensorboard
 
     columns = tensorboard.read_history_csv(history)
-    assert len(columns["loss"]) == 2 and all(np.isfinite(columns["loss"]))
+    assert len(columns["loss"]) == 2 and all(np.isfinite(columns["loss"]))  # 2 checkpoints
     assert "val_miou" in columns
     assert os.listdir(os.path.join(out, "predictions"))
     metrics = json.load(open(os.path.join(out, "metrics_val.json")))
