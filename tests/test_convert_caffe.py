@@ -10,6 +10,7 @@ reproduce the source model's outputs. Full-size name coverage: `-m slow`.
 import collections
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -23,6 +24,13 @@ from deeplab_keras.convert.caffe import read_caffemodel
 from deeplab_keras.convert.caffe import read_caffemodel_layers
 from deeplab_keras.convert.caffe import write_caffemodel
 from deeplab_keras.convert.common import ConversionError
+
+# A converter is a numpy mapping onto Keras variables, the same on every backend; building the
+# source and target models is what costs time on JAX (a compile per new weight shape), so the
+# conversion checks run in the TensorFlow pass. Converted weights load on JAX through
+# `tests/test_weights_registry.py` and `tests/test_cross_backend.py`.
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="backend-independent converter; runs in the TF pass")
 
 BN_FACTOR = 999.982  # a typical Caffe moving-average normaliser
 TINY_RESNET = dict(backbone="resnet101", aspp="L", num_classes=5,

@@ -18,6 +18,13 @@ from deeplab_keras.convert.common import ConversionError
 from deeplab_keras.convert.tf_slim import from_tf_checkpoint
 from deeplab_keras.convert.tf_slim import read_tf_checkpoint
 
+# A converter is a numpy mapping onto Keras variables, the same on every backend; building the
+# source and target models is what costs time on JAX (a compile per new weight shape), so the
+# conversion checks run in the TensorFlow pass. Converted weights load on JAX through
+# `tests/test_weights_registry.py` and `tests/test_cross_backend.py`.
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="backend-independent converter; runs in the TF pass")
+
 BN_FIELDS = ("gamma", "beta", "moving_mean", "moving_variance")
 XCEPTION_65_BLOCKS = (  # (scope, has a conv shortcut); core/xception.py xception_65
     ("entry_flow/block1", True), ("entry_flow/block2", True), ("entry_flow/block3", True),
