@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab_keras import demo
+from deeplab_keras import inference
 from deeplab_keras import models
 from deeplab_keras import visualize
 
@@ -34,7 +34,7 @@ def test_tiny_model_segments_real_frames_at_full_size(camvid):
                                  backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
                                                       stem_filters=4))
     for name in names:
-        image = demo.load_rgb(os.path.join(camvid, "val", name))
+        image = inference.load_rgb(os.path.join(camvid, "val", name))
         labels = np.asarray(Image.open(os.path.join(camvid, "valannot", name)))
         assert image.shape == (360, 480, 3) and labels.shape == (360, 480)
         assert labels.max() <= 11
