@@ -22,16 +22,7 @@ import train_common  # noqa: E402
 
 from deeplab_keras.train import trainer  # noqa: E402
 
-initial = []
-
-
-def model_fn():
-    model = train_common.make_model(dropout=0.0, optimizer="sgd")
-    if initial:
-        model.set_weights(initial)
-    else:
-        initial.extend(model.get_weights())
-    return model
+model_fn = train_common.same_start_model_fn()
 
 
 def train(strategy, workdir):
@@ -50,7 +41,7 @@ keras.distribution.set_distribution(None)
 print(json.dumps({
     "devices": jax.device_count(),
     "distribution": type(keras.distribution.distribution()).__name__,
-    "weights_changed": max(float(np.abs(a - b).max()) for a, b in zip(initial, single)),
+    "weights_changed": max(float(np.abs(a - b).max()) for a, b in zip(model_fn.initial_weights, single)),
     "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, parallel)),
     "end_step": run.end_step,
     "checkpoint_files": files,

@@ -31,16 +31,7 @@ import train_common  # noqa: E402
 
 from deeplab_keras.train import trainer  # noqa: E402
 
-initial = []
-
-
-def model_fn():
-    model = train_common.make_model(dropout=0.0, optimizer="sgd")
-    if initial:
-        model.set_weights(initial)
-    else:
-        initial.extend(model.get_weights())
-    return model
+model_fn = train_common.same_start_model_fn()
 
 
 run = trainer.fit(model_fn, train_common.dataset_fn("tf", batch=8), total_steps=6,

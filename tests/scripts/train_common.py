@@ -61,5 +61,23 @@ def make_model(dropout=0.25, learning_rate=0.05, batch_norm=True, optimizer="ada
     return model
 
 
+def same_start_model_fn(**make_model_kwargs):
+    """A model_fn whose every model starts from the first one's weights (SGD, no dropout);
+    those weights are in `model_fn.initial_weights` once it has been called."""
+    kwargs = dict(dropout=0.0, optimizer="sgd", **make_model_kwargs)
+    initial = []
+
+    def model_fn():
+        model = make_model(**kwargs)
+        if initial:
+            model.set_weights(initial)
+        else:
+            initial.extend(model.get_weights())
+        return model
+
+    model_fn.initial_weights = initial
+    return model_fn
+
+
 def save_weights_npz(model, path):
     np.savez(path, *[np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights])
