@@ -40,7 +40,7 @@ def _np(x):
 
 
 # "sort" runs on every backend; "hash" (int64 keys, sparse splat/slice) is TensorFlow's default.
-METHODS = ["sort", "hash"] if keras.backend.backend() == "tensorflow" else ["sort"]
+METHODS = list(lat_mod.METHODS_AVAILABLE())
 
 
 @pytest.mark.parametrize("method", METHODS)

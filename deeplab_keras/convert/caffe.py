@@ -23,7 +23,6 @@ affine part in a separate Scale layer (gamma, beta). Caffe models take BGR
 import collections
 import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
@@ -197,19 +196,10 @@ def write_caffemodel(path, layers, layer_type=None, *, net_name="", v1=False, le
         entries.append((name, type_, list(blobs)))
     payload = caffe_proto.encode_net(entries, net_name=net_name, v1=v1, dilations=dilations,
                                      legacy_dims=legacy_dims, packed=packed)
+    from deeplab_keras.weights.download import write_bytes_atomic
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".caffemodel")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_bytes_atomic(os.path.abspath(path), payload)
     return path
 
 

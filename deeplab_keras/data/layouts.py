@@ -214,6 +214,15 @@ def _missing_mask(image_path, expected, layout_name):
                       f"require_masks=False) for unlabelled images (layout '{layout_name}').")
 
 
+def _paired(image, mask, require_masks, layout_name):
+    """`Example(image, mask)`; a missing mask is an error, or None for unlabelled splits."""
+    if not os.path.isfile(mask):
+        if require_masks:
+            raise _missing_mask(image, mask, layout_name)
+        mask = None
+    return Example(image, mask)
+
+
 def find_folder_pairs(data_dir, split, require_masks, images_dir="images", masks_dir="masks",
                       mask_suffix="", layout_name="folder"):
     """Generic finder: every image under the images folder, its mask by relative path + stem.
@@ -313,11 +322,7 @@ def find_list_pairs(data_dir, split, require_masks, list_paths, image_dir, image
             raise FileNotFoundError(f"Image {image} listed in {list_path} (id '{id_}') does not "
                                     f"exist; layout '{layout_name}' expects {description}")
         mask = os.path.join(mask_root, id_ + ".png")
-        if not os.path.isfile(mask):
-            if require_masks:
-                raise _missing_mask(image, mask, layout_name)
-            mask = None
-        examples.append(Example(image, mask))
+        examples.append(_paired(image, mask, require_masks, layout_name))
     return examples
 
 
@@ -336,11 +341,7 @@ def find_cityscapes_pairs(data_dir, split, require_masks):
         rel = os.path.relpath(image, image_root)
         mask = os.path.join(data_dir, "gtFine", split,
                             rel[:-len("_leftImg8bit.png")] + "_gtFine_labelIds.png")
-        if not os.path.isfile(mask):
-            if require_masks:
-                raise _missing_mask(image, mask, "cityscapes")
-            mask = None
-        examples.append(Example(image, mask))
+        examples.append(_paired(image, mask, require_masks, "cityscapes"))
     return examples
 
 
@@ -364,11 +365,7 @@ def find_ade20k_pairs(data_dir, split, require_masks):
     for image in images:
         rel = os.path.splitext(os.path.relpath(image, image_root))[0]
         mask = os.path.join(data_dir, "annotations", folder, rel + ".png")
-        if not os.path.isfile(mask):
-            if require_masks:
-                raise _missing_mask(image, mask, "ade20k")
-            mask = None
-        examples.append(Example(image, mask))
+        examples.append(_paired(image, mask, require_masks, "ade20k"))
     return examples
 
 
@@ -384,11 +381,7 @@ def find_camvid_pairs(data_dir, split, require_masks):
     for image in images:
         rel = os.path.splitext(os.path.relpath(image, image_root))[0]
         mask = os.path.join(data_dir, split + "annot", rel + ".png")
-        if not os.path.isfile(mask):
-            if require_masks:
-                raise _missing_mask(image, mask, "camvid")
-            mask = None
-        examples.append(Example(image, mask))
+        examples.append(_paired(image, mask, require_masks, "camvid"))
     return examples
 
 

@@ -330,7 +330,8 @@ def _read_sidecar(path):
     return _normalise_hex(text[0], 64, f"the sha256 recorded in {path}")
 
 
-def _write_atomic(path, data):
+def write_bytes_atomic(path, data):
+    """Writes `data` to `path` through a fsynced temp file in the same folder and a rename."""
     folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".partial")
     try:
@@ -555,7 +556,7 @@ def _result(spec, sha, source, downloaded):
 
 
 def _record_tofu(spec, sha, source):
-    _write_atomic(spec.sidecar, f"{sha}  {os.path.basename(spec.final)}\n".encode("ascii"))
+    write_bytes_atomic(spec.sidecar, f"{sha}  {os.path.basename(spec.final)}\n".encode("ascii"))
     what = "md5 verified; sha256" if spec.md5 else "no published hash; sha256"
     logger.warning("%s: %s %s recorded in %s (trust on first use: this file from %s is trusted "
                    "and every later use is checked against it).", spec.name, what, sha,

@@ -28,6 +28,7 @@ import uuid
 
 import numpy as np
 
+from deeplab_keras.weights import download
 from deeplab_keras.weights import registry
 
 logger = logging.getLogger("deeplab_keras.weights")
@@ -266,8 +267,6 @@ def imagenet_backbone_key(backbone):
 
 
 def converted_path(record):
-    from deeplab_keras.weights import download
-
     return os.path.join(download.cache_dir(), CONVERTED_SUBDIR, f"{record.name}.weights.h5")
 
 
@@ -336,7 +335,8 @@ def write_converted_weights(model, path, record):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         digest = _sha256(tmp)
-        _write_text_atomic(path + ".sha256", f"{digest}  {os.path.basename(path)}\n")
+        download.write_bytes_atomic(path + ".sha256",
+                                    f"{digest}  {os.path.basename(path)}\n".encode("ascii"))
         os.replace(tmp, path)
         _fsync_dir(folder)
     finally:
@@ -465,8 +465,6 @@ def _checkpoint_prefix(record, source, members):
 
 
 def _fetch(url, **kwargs):
-    from deeplab_keras.weights import download
-
     if kwargs.get("mirrors") is None:
         kwargs.pop("mirrors", None)
     return download.fetch(url, **kwargs)
@@ -631,20 +629,6 @@ def _sha256(path):
     from deeplab_keras.weights.download import sha256_file
 
     return sha256_file(path)
-
-
-def _write_text_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def _fsync_dir(folder):
