@@ -82,6 +82,54 @@ _MAX_IMAGES = _integer("max_images", None, "evaluate: only the first N images "
                                    "(reported as such).")
 
 
+_COMMAND_LINE = None
+
+
+def run_info():
+    """What reproduces a run: command line, flag values, software and hardware."""
+    import platform
+    import shlex
+
+    import keras
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__,
+                "backend": keras.backend.backend()}
+    for module in ("tensorflow", "jax"):
+        if module in sys.modules:
+            versions[module] = getattr(sys.modules[module], "__version__", "?")
+    return {"command": shlex.join(_COMMAND_LINE) if _COMMAND_LINE else None,
+            "flags": {name: FLAGS[name].value for name in sorted(FLAGS)},
+            "software": versions,
+            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+                        + _accelerators()}
+
+
+def _accelerators():
+    import keras
+
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            devices = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            devices = [d.name for d in tf.config.list_physical_devices("GPU")]
+        else:
+            devices = []
+    except Exception:  # noqa: BLE001 - informational only
+        devices = []
+    return f", accelerators: {', '.join(devices)}" if devices else ", no GPU"
+
+
+def _write_json(path, payload):
+    from deeplab_keras.weights.download import write_bytes_atomic
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_bytes_atomic(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
+
+
 def _pair(text, name, cast=int):
     try:
         values = tuple(cast(v) for v in text.split(","))
@@ -193,6 +241,8 @@ def train(output_dir):
     extra = [callbacks_lib.TerminateOnNaNKeepLast()]
     log_dir = os.path.join(output_dir, "logs")
     extra += _tensorboard_callbacks(log_dir, val_examples, layout, num_classes, eval_scales)
+    info = run_info()
+    _write_json(os.path.join(output_dir, "run.json"), info)
     start = time.time()
     trainer.fit(model, dataset_fn, total_steps=_STEPS.value,
                 steps_per_checkpoint=_CKPT_EVERY.value,
@@ -202,6 +252,8 @@ def train(output_dir):
     path = os.path.join(output_dir, "model.keras")
     _atomic_save(model, path)
     print(f"Training took {minutes:.1f} min; saved {path}")
+    _write_json(os.path.join(output_dir, "run.json"),
+                {**info, "train_minutes": round(minutes, 2), "steps": _STEPS.value})
     if val_examples:
         _report(model, val_examples, layout, num_classes, eval_scales, output_dir, "val",
                 extra_info={"train_minutes": round(minutes, 2), "steps": _STEPS.value})
@@ -254,8 +306,7 @@ def _report(model, examples, layout, num_classes, scales, output_dir, split, ext
     summary.update(extra_info or {})
     os.makedirs(output_dir, exist_ok=True)
     out = os.path.join(output_dir, f"metrics_{split}.json")
-    with open(out, "w") as f:
-        json.dump(summary, f, indent=2, default=float)
+    _write_json(out, summary)
     print(f"{split}: mIoU {100 * result['miou']:.2f} over {result['num_images']} images; "
           f"wrote {out}")
     return result
@@ -330,6 +381,8 @@ def run(argv=None):
         print(FLAGS.get_help())
         return 0
     _set_backend_from_argv(argv)
+    global _COMMAND_LINE
+    _COMMAND_LINE = ["deeplab-keras"] + argv[1:]
     FLAGS.unparse_flags()
     try:
         argv = FLAGS(argv)

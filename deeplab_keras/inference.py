@@ -74,19 +74,33 @@ def _as_image_list(images):
     return out
 
 
-def _resolve_crf(crf):
+def resolve_crf(crf, record=None):
+    """A `DenseCRF` layer from what `segment(crf=...)` accepts (None: no CRF).
+
+    True takes the parameters released with the model's weights (`record.crf`,
+    e.g. tuned on the validation set) and the `DenseCRF` defaults otherwise; a
+    string is a preset name; five numbers are (w1, theta_alpha, theta_beta, w2,
+    theta_gamma).
+    """
     if crf is None or crf is False:
         return None
     from deeplab_keras.layers import DenseCRF
 
     if crf is True:
-        return DenseCRF()
+        crf = record.crf if record is not None and record.crf else None
+        if crf is None:
+            return DenseCRF()
     if isinstance(crf, str):
         return DenseCRF.from_preset(crf)
     if isinstance(crf, DenseCRF):
         return crf
+    if isinstance(crf, (tuple, list)) and len(crf) == 5:
+        w1, theta_alpha, theta_beta, w2, theta_gamma = (float(v) for v in crf)
+        return DenseCRF(appearance_weight=w1, theta_alpha=theta_alpha, theta_beta=theta_beta,
+                        smoothness_weight=w2, theta_gamma=theta_gamma)
     raise TypeError("segment: `crf` must be None, True, a preset name "
-                    f"({sorted(DenseCRF.presets())}) or a DenseCRF layer; received {crf!r}.")
+                    f"({sorted(DenseCRF.presets())}), five numbers (w1, theta_alpha, "
+                    f"theta_beta, w2, theta_gamma) or a DenseCRF layer; received {crf!r}.")
 
 
 def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), flip=False):
@@ -97,8 +111,9 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             `deeplab_keras.models` or `keras.saving.load_model`.
         images: a path, an array `[H, W, 3]` / `[B, H, W, 3]` (RGB, 0..255), or a list of
             paths/arrays of different sizes.
-        crf: None, True (default `DenseCRF`), a `DenseCRF` preset name, or a `DenseCRF` layer;
-            refines each image's logits with the fully connected CRF.
+        crf: None, True (the CRF parameters of the model's weight record, else the
+            `DenseCRF` defaults), a `DenseCRF` preset name, five numbers, or a `DenseCRF`
+            layer; refines each image's logits with the fully connected CRF.
         palette: `[C, 3]` uint8 colours; default: the palette of the model's weight record
             (`load_model` entries), else CamVid's for 11 classes, else PASCAL VOC's.
         alpha: weight of the mask in the overlay.
@@ -116,7 +131,7 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
     """
     import keras
 
-    crf_layer = _resolve_crf(crf)
+    crf_layer = resolve_crf(crf, getattr(model, "weight_record", None))
     results = []
     for image, source in _as_image_list(images):
         if tuple(scales) != (1.0,) or flip:
@@ -169,13 +184,26 @@ def load_rgb(path):
         raise ValueError(f"Cannot read image {path!r}: {err}. Is it a valid image file?") from err
 
 
-def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False):
-    """Segments each image and writes `<stem>_mask.png`, `_overlay.png`, `_panel.png`."""
-    import time
-
+def save_segmentation(result, image, output_dir, stem, tag=None):
+    """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png`; returns the paths."""
     from PIL import Image
 
     os.makedirs(output_dir, exist_ok=True)
+    base = f"{stem}_{tag}" if tag else stem
+    written = []
+    for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
+                            ("panel", visualize.panel([np.asarray(image, np.uint8),
+                                                       result.color_mask, result.overlay]))):
+        out = os.path.join(output_dir, f"{base}_{suffix}.png")
+        Image.fromarray(picture).save(out)
+        written.append(out)
+    return written
+
+
+def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False, tag=None):
+    """Segments each image and writes `<stem>[_<tag>]_mask.png`, `_overlay.png`, `_panel.png`."""
+    import time
+
     written = []
     for path in paths:
         start = time.perf_counter()
@@ -183,12 +211,7 @@ def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=Fal
         seconds = time.perf_counter() - start
         image = load_rgb(path)
         stem = os.path.splitext(os.path.basename(path))[0]
-        for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
-                                ("panel", visualize.panel([image, result.color_mask,
-                                                           result.overlay]))):
-            out = os.path.join(output_dir, f"{stem}_{suffix}.png")
-            Image.fromarray(picture).save(out)
-            written.append(out)
+        written += save_segmentation(result, image, output_dir, stem, tag)
         print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
               f"{len(np.unique(result.labels))} classes predicted, {seconds:.2f} s")
     return written

@@ -66,3 +66,53 @@ def panel(images, gap=4):
     for im in images:
         parts += [im, spacer]
     return np.concatenate(parts[:-1], axis=1)
+
+
+def legend(class_names, palette, width, present=None, swatch=14):
+    """A white strip listing each class's colour swatch and name, wrapped to `width` pixels.
+
+    `present` (a set of label ids) limits it to the classes that appear.
+
+    Example:
+
+    ```python
+    strip = legend(CAMVID_CLASSES, CAMVID_PALETTE, width=480)
+    ```
+    """
+    from PIL import Image
+    from PIL import ImageDraw
+
+    ids = [i for i in range(len(class_names)) if present is None or i in present]
+    cell = swatch + 8 + 7 * max((len(str(class_names[i])) for i in ids), default=1)
+    per_row = max(1, width // max(cell, 1))
+    rows = max(1, -(-len(ids) // per_row))
+    strip = Image.new("RGB", (width, rows * (swatch + 6) + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for k, i in enumerate(ids):
+        x, y = (k % per_row) * cell + 4, (k // per_row) * (swatch + 6) + 4
+        draw.rectangle([x, y, x + swatch, y + swatch], fill=tuple(int(v) for v in palette[i]),
+                       outline=(0, 0, 0))
+        draw.text((x + swatch + 4, y + 1), str(class_names[i]), fill=(0, 0, 0))
+    return np.asarray(strip)
+
+
+def titled(image, title, height=16):
+    """`image` with a white title bar above it."""
+    from PIL import Image
+    from PIL import ImageDraw
+
+    bar = Image.new("RGB", (image.shape[1], height), (255, 255, 255))
+    ImageDraw.Draw(bar).text((4, 2), title, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(bar), np.asarray(image, np.uint8)], axis=0)
+
+
+def stack(pictures, gap=4):
+    """Stacks RGB uint8 pictures vertically (narrower ones padded white on the right)."""
+    width = max(p.shape[1] for p in pictures)
+    parts = []
+    for p in pictures:
+        if p.shape[1] < width:
+            p = np.concatenate([p, np.full((p.shape[0], width - p.shape[1], 3), 255, np.uint8)],
+                               axis=1)
+        parts += [p, np.full((gap, width, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=0)

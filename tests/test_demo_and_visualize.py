@@ -53,18 +53,56 @@ def test_colorize_overlay_panel():
         visualize.colorize(np.zeros((2, 2, 2), int))
 
 
+def _run_demo(args):
+    from absl import flags
+
+    flags.FLAGS(["demo"] + args)
+    try:
+        return demo.main([])
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
 def test_demo_main_on_tiny_images(tmp_path, monkeypatch):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "a.png")
-    monkeypatch.setattr(demo, "build_model", lambda name: models.DeepLabV3(
+    monkeypatch.setattr(demo, "load", lambda name: models.DeepLabV3(
         backbone="resnet50_v1_5", num_classes=11, aspp_filters=8,
         backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4), stem_filters=4)))
-    from absl import flags
+    assert _run_demo([f"--images={src}/*.png", f"--output_dir={tmp_path / 'out'}"]) == 0
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "a_compare.png", "a_crf_mask.png", "a_crf_overlay.png", "a_crf_panel.png",
+        "a_mask.png", "a_overlay.png", "a_panel.png"]
+    assert _run_demo([f"--images={src}/*.png", f"--output_dir={tmp_path / 'plain'}",
+                      "--nocrf"]) == 0
+    assert sorted(os.listdir(tmp_path / "plain")) == [
+        "a_compare.png", "a_mask.png", "a_overlay.png", "a_panel.png"]
 
-    flags.FLAGS(["demo", f"--images={src}/*.png", f"--output_dir={tmp_path / 'out'}"])
-    try:
-        assert demo.main([]) == 0
-    finally:
-        flags.FLAGS.unparse_flags()
-    assert sorted(os.listdir(tmp_path / "out")) == ["a_mask.png", "a_overlay.png", "a_panel.png"]
+
+def test_demo_main_job_with_the_bundled_model(tmp_path, capsys):
+    """The README's main job on one bundled example: real model, with and without CRF."""
+    example = demo.example_images()[0]
+    assert _run_demo([f"--images={example}", f"--output_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "deeplabv3plus_mobilenetv2_camvid" in out and str(tmp_path) in out
+    stem = os.path.splitext(os.path.basename(example))[0]
+    plain = np.asarray(Image.open(tmp_path / f"{stem}_mask.png"))
+    refined = np.asarray(Image.open(tmp_path / f"{stem}_crf_mask.png"))
+    assert plain.shape == refined.shape == (360, 480, 3)
+    assert 0 < np.mean(np.any(plain != refined, axis=-1)) < 0.5
+    compare = np.asarray(Image.open(tmp_path / f"{stem}_compare.png"))
+    assert compare.shape[1] == 3 * 480 + 2 * 4 and compare.shape[0] > 360
+
+
+def test_legend_titled_stack():
+    strip = visualize.legend(visualize.CAMVID_CLASSES, visualize.CAMVID_PALETTE, 300,
+                             present={0, 3})
+    assert strip.shape[1] == 300 and strip.dtype == np.uint8
+    colours = {tuple(c) for c in strip.reshape(-1, 3)}
+    assert tuple(visualize.CAMVID_PALETTE[3]) in colours
+    assert tuple(visualize.CAMVID_PALETTE[8]) not in colours
+    titled = visualize.titled(np.zeros((10, 20, 3), np.uint8), "x", height=16)
+    assert titled.shape == (26, 20, 3)
+    stacked = visualize.stack([np.zeros((5, 10, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])
+    assert stacked.shape == (14, 10, 3) and (stacked[-1, -1] == 255).all()

@@ -52,7 +52,7 @@ TINY_VGG = dict(widths=(4, 4, 4, 4, 4))
 def test_issue_entries_are_registered():
     assert set(ISSUE_NAMES) <= set(registry.list_models())
     assert registry.list_models("deeplabv3plus_*") == [
-        "deeplabv3plus_xception65_ade20k", "deeplabv3plus_xception65_cityscapes",
+        "deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_xception65_ade20k", "deeplabv3plus_xception65_cityscapes",
         "deeplabv3plus_xception65_voc"]
     assert registry.list_models("*_coco") == ["deeplabv3_resnet101_coco",
                                               "deeplabv3_resnet50_coco"]

@@ -102,7 +102,10 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
     if weights:
         # Convert straight into this model when it has the record's shapes (saves a build).
         same = target_classes == record.num_classes and not overrides
-        path = ensure_converted(record, progress=progress, model=model if same else None)
+        if record.bundled:
+            path = bundled_weights_path(record)
+        else:
+            path = ensure_converted(record, progress=progress, model=model if same else None)
         reinitialised = load_converted_weights(model, path, record)
         if reinitialised:
             logger.warning("%s: num_classes=%d differs from the record's %d; kept every other "
@@ -266,6 +269,23 @@ def imagenet_backbone_key(backbone):
 # Converted-weights cache
 
 
+def bundled_weights_path(record):
+    """Path of a record's weights shipped in the package, verified against its sha256."""
+    path = registry.package_path(record.bundled)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{record.name}: the bundled weights {path} are missing from this installation. "
+            "Reinstall deeplab-keras (`pip install --force-reinstall deeplab-keras`, or "
+            "`git lfs pull`/`git checkout` in a source checkout).")
+    actual = _sha256(path)
+    if actual != record.sha256:
+        raise WeightsIntegrityError(
+            f"{record.name}: the bundled weights {path} are corrupt or were replaced: sha256 "
+            f"{actual} != {record.sha256} recorded in deeplab_keras/weights/records.py. "
+            "Reinstall the package.")
+    return path
+
+
 def converted_path(record):
     return os.path.join(download.cache_dir(), CONVERTED_SUBDIR, f"{record.name}.weights.h5")
 
@@ -316,8 +336,16 @@ def verify_converted(path):
     return actual
 
 
-def write_converted_weights(model, path, record):
-    """Writes `model`'s weights by variable path to `path` (atomic) plus a sha256 sidecar."""
+def write_converted_weights(model, path, record, storage="float32"):
+    """Writes `model`'s weights by variable path to `path` (atomic) plus a sha256 sidecar.
+
+    `storage="float16"` halves the file: every float weight is stored as
+    float16 except batch-norm moving statistics (kept float32: variances
+    can underflow float16) and any weight float16 cannot hold (|x| > 65504).
+    Loading casts back to the variable's dtype.
+    """
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be 'float32' or 'float16'; received {storage!r}.")
     import h5py
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -330,7 +358,8 @@ def write_converted_weights(model, path, record):
             f.attrs["num_classes"] = int(record.num_classes)
             group = f.create_group("weights")
             for i, variable in enumerate(model.weights):
-                data = group.create_dataset(f"{i:05d}", data=np.asarray(variable.numpy()))
+                value = _stored_value(np.asarray(variable.numpy()), variable.path, storage)
+                data = group.create_dataset(f"{i:05d}", data=value)
                 data.attrs["path"] = variable.path
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -343,6 +372,14 @@ def write_converted_weights(model, path, record):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     return digest
+
+
+def _stored_value(value, path, storage):
+    if (storage == "float16" and value.dtype.kind == "f"
+            and not path.endswith(("moving_mean", "moving_variance"))
+            and np.all(np.abs(value) <= np.finfo(np.float16).max)):
+        return value.astype(np.float16)
+    return value
 
 
 def read_converted_weights(path):

@@ -11,6 +11,7 @@ is not converted, and leave out BN statistics.
 import dataclasses
 
 from deeplab_keras.data.layouts import ADE20K_CLASSES
+from deeplab_keras.data.layouts import CAMVID_CLASSES
 from deeplab_keras.data.layouts import CITYSCAPES_LABELS
 from deeplab_keras.data.layouts import VOC_CLASSES
 from deeplab_keras.weights.registry import Metric
@@ -261,6 +262,43 @@ for depth, prefix, miou, params in (("101", "586e9e4e", 67.4, 58_739_925),
         license="BSD-3-Clause (torchvision)", paper=V3_PAPER,
         num_params=params, notes=(TV_NOTE,),
     ))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained by this project and shipped inside the package (no download). The values below are
+# what zoo/export_bundled.py printed and zoo/evaluate_camvid.py measured (evaluation.json).
+CAMVID_NAME = "deeplabv3plus_mobilenetv2_camvid"
+CAMVID_EVALUATION = f"assets/models/{CAMVID_NAME}/evaluation.json"
+
+register(WeightRecord(
+    name=CAMVID_NAME,
+    summary="DeepLabV3+ MobileNetV2 (OS 16) trained from scratch on CamVid train at half "
+            "resolution by deeplab-keras's own CLI; bundled, works offline",
+    architecture="DeepLabV3Plus",
+    arch_kwargs=dict(backbone="mobilenetv2", output_stride=16),
+    msc_scales=(0.5,),
+    num_classes=11, class_names=CAMVID_CLASSES, palette="camvid",
+    preprocessing=Preprocessing(
+        mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), channel_order="rgb",
+        input_size=(360, 480), resize="full-image",
+        source="DeepLabV3Plus defaults (0..255 -> -1..1); the bundled model halves its input "
+               "inside (models.MSC(scales=(0.5,))) because it was trained at half resolution"),
+    crf=None, crf_source=None,
+    metrics=(Metric("mIoU", 0.0, "CamVid val", "PLACEHOLDER", "PLACEHOLDER"),),
+    urls=(), file_format="bundled-h5", converter="deeplab_keras_h5",
+    bundled=f"assets/models/{CAMVID_NAME}/weights.h5", evaluation=CAMVID_EVALUATION,
+    sha256="4b917be77185983aa6438f39a81b7c7e554459be56e4c669a04941c48947f7bd", size=11_908_416,
+    license="weights: Apache-2.0 like this package; trained on CamVid (Brostow et al., research "
+            "use: check the dataset's terms before commercial use)",
+    paper=V3PLUS_PAPER,
+    num_params=5_849_227,
+    notes=("Trained on this project's 2-core CPU machine (no GPU was lent); a GPU run at full "
+           "resolution with a larger encoder is still owed and should score much higher.",
+           "Val frames neighbour train frames of the same drive: expect the held-out test "
+           "split to score below val.",
+           "Weights are stored in float16 (BN statistics in float32); the float16 check in "
+           "the evaluation section compares it with the float32 model."),
+))
 
 
 # ---------------------------------------------------------------------------------------------

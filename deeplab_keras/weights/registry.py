@@ -19,14 +19,16 @@ record.num_classes, record.preprocessing.mean, record.crf
 import dataclasses
 import difflib
 import fnmatch
+import json
+import os
 import re
 
 import numpy as np
 
-FILE_FORMATS = ("caffemodel-zip", "tf1-tarball", "torch-pth", "keras-h5")
+FILE_FORMATS = ("caffemodel-zip", "tf1-tarball", "torch-pth", "keras-h5", "bundled-h5")
 CONVERTERS = ("caffe", "tf_slim", "torchvision", "deeplab_keras_h5")
 ARCHITECTURES = ("DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus")
-PALETTES = ("voc", "cityscapes")
+PALETTES = ("voc", "cityscapes", "camvid")
 RESIZE_MODES = ("pad-crop", "resize-short-side", "full-image")
 
 
@@ -85,7 +87,8 @@ class WeightRecord:
             theta_gamma) as released with the weights, or None.
         crf_source: where the CRF values come from.
         metrics: tuple of `Metric`.
-        urls: original download URLs, first is preferred.
+        urls: original download URLs, first is preferred (empty for bundled
+            weights).
         file_format: one of `FILE_FORMATS`.
         member: path of the weights inside the archive (None: the file
             itself); for TF1 tarballs the checkpoint prefix.
@@ -98,6 +101,12 @@ class WeightRecord:
         num_params: parameter count of the model built from this record
             (checked by the schema test).
         notes: anything a user should know (tuple of lines).
+        bundled: for weights shipped inside the package: their path relative
+            to the `deeplab_keras` folder (file_format "bundled-h5", sha256
+            pinned and checked on every load, no network).
+        evaluation: path (relative to the `deeplab_keras` folder) of the JSON
+            our own evaluation wrote (per-class IoU, CRF search, training
+            recipe); the model card renders it.
     """
 
     name: str
@@ -125,10 +134,14 @@ class WeightRecord:
     size: int = None
     tofu: bool = False
     notes: tuple = ()
+    bundled: str = None
+    evaluation: str = None
 
     @property
     def hash_status(self):
         """A sentence saying how the source file is verified."""
+        if self.bundled:
+            return "sha256 pinned in the record, checked on every load"
         if self.sha256:
             return "sha256 pinned in the record"
         if self.md5:
@@ -244,8 +257,12 @@ def validate(record):
              "`crf_source`.")
     if not record.metrics or any(not m.source for m in record.metrics):
         fail("every record needs at least one metric, each with a `source`.")
-    if not record.urls or any(not u.startswith(("http://", "https://", "file://"))
-                              for u in record.urls):
+    if (record.bundled is not None) != (record.file_format == "bundled-h5"):
+        fail("`bundled` (a path inside the package) goes with file_format 'bundled-h5'.")
+    if record.bundled is not None and not record.sha256:
+        fail("bundled weights need their `sha256` pinned.")
+    if (not record.urls and record.bundled is None) or any(
+            not u.startswith(("http://", "https://", "file://")) for u in record.urls):
         fail(f"`urls` must be http(s):// or file:// URLs; got {record.urls}.")
     if record.file_format not in FILE_FORMATS:
         fail(f"`file_format` must be one of {FILE_FORMATS}; got {record.file_format!r}.")
@@ -282,6 +299,10 @@ def palette(name, num_classes):
             if train_id < num_classes:
                 colours[train_id] = colour
         return colours
+    if name == "camvid":
+        from deeplab_keras.visualize import CAMVID_PALETTE
+
+        return np.asarray(CAMVID_PALETTE[:num_classes], np.uint8)
     raise ValueError(f"Unknown palette {name!r}; available: {PALETTES}.")
 
 
@@ -322,16 +343,22 @@ def model_card(name_or_record):
                   f"Source: {r.crf_source}", ""]
     else:
         lines += ["None released with these weights.", ""]
-    lines += ["## Reported metrics", "", "| Metric | Value | Dataset | Setting | Source |",
-              "|---|---|---|---|---|"]
+    lines += ["## Measured metrics" if r.bundled else "## Reported metrics", "",
+              "| Metric | Value | Dataset | Setting | Source |", "|---|---|---|---|---|"]
     for m in r.metrics:
         value = f"{m.value:.2f}" + ("" if m.verified else " (unverified)")
         lines.append(f"| {m.name} | {value} | {m.dataset} | {m.setting} | {m.source} |")
-    lines += ["", "These are the source's published numbers, not measured here.", "",
-              f"## Classes ({r.num_classes}, palette `{r.palette}`)", "",
+    lines += ["", "Measured by this project (see below)." if r.bundled else
+              "These are the source's published numbers, not measured here.", ""]
+    if r.evaluation:
+        lines += evaluation_section(load_evaluation(r), r.class_names)
+    lines += [f"## Classes ({r.num_classes}, palette `{r.palette}`)", "",
               ", ".join(f"{i}: {c}" for i, c in enumerate(r.class_names)), "",
               "## Source", ""]
     lines += [f"- {url}" for url in r.urls]
+    if r.bundled:
+        lines.append(f"- bundled in the package: `deeplab_keras/{r.bundled}`"
+                     + (f" ({r.size / 1e6:.1f} MB)" if r.size else "") + "; no download")
     lines += [f"- format: `{r.file_format}`" + (f", member `{r.member}`" if r.member else ""),
               f"- converter: `{r.converter}`",
               f"- integrity: {r.hash_status}" + (f" (md5 `{r.md5}`)" if r.md5 else "")
@@ -340,6 +367,83 @@ def model_card(name_or_record):
     if r.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
     return "\n".join(lines) + "\n"
+
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def package_path(relative):
+    """Absolute path of a file shipped inside the `deeplab_keras` package."""
+    return os.path.join(PACKAGE_DIR, *relative.split("/"))
+
+
+def load_evaluation(record):
+    """The evaluation JSON of a record (`record.evaluation`), as a dict."""
+    path = package_path(record.evaluation)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{record.name}: cannot read its evaluation file {path} ({e}); "
+                         "reinstall the package or rerun zoo/evaluate_camvid.py.") from e
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def evaluation_section(result, class_names):
+    """Markdown for an evaluation JSON written by `zoo/evaluate_camvid.py`."""
+    lines = [f"## Evaluation: {result['dataset']}", "",
+             f"Command: `{result['command']}`", ""]
+    settings = result["results"]
+    lines += ["| Class | " + " | ".join(s["setting"] for s in settings) + " |",
+              "|---|" + "---|" * len(settings)]
+    for i, name in enumerate(class_names):
+        lines.append(f"| {name} | " + " | ".join(_pct(s["per_class_iou"][i]) for s in settings)
+                     + " |")
+    lines.append("| **mean IoU** | " + " | ".join(f"**{_pct(s['miou'])}**" for s in settings)
+                 + " |")
+    lines.append("| pixel accuracy | " + " | ".join(_pct(s["pixel_accuracy"]) for s in settings)
+                 + " |")
+    lines.append("")
+    for s in settings:
+        crf = f"dense CRF {tuple(s['crf'])}" if s.get("crf") else "no CRF"
+        lines.append(f"- {s['setting']}: input scales {tuple(s['scales'])} of the model's input"
+                     f"{', + horizontal flip' if s['flip'] else ''}, {crf}, "
+                     f"{s['seconds_per_image']:.2f} s/image")
+    lines.append("")
+    search = result.get("crf_search")
+    if search:
+        lines += ["### Dense-CRF parameters, tuned on val", "",
+                  f"{search['description']} Best: (w1, theta_alpha, theta_beta, w2, theta_gamma)"
+                  f" = {tuple(search['best'])}.", "",
+                  "| w1 | theta_alpha | theta_beta | w2 | theta_gamma | mIoU |",
+                  "|---|---|---|---|---|---|"]
+        for trial in search["trials"]:
+            lines.append("| " + " | ".join(f"{v:g}" for v in trial["crf"])
+                         + f" | {_pct(trial['miou'])} |")
+        lines.append("")
+    check = result.get("float16_check")
+    if check:
+        lines += ["### Float16 storage check", "",
+                  f"The shipped file stores weights in float16 (BN statistics in float32). On "
+                  f"{check['images']}: float32 model {_pct(check['float32_miou'])} mIoU, "
+                  f"shipped model {_pct(check['float16_miou'])} mIoU; "
+                  f"{100 * check['label_agreement']:.3f}% of pixels get the same label.", ""]
+    training = result.get("training")
+    if training:
+        lines += ["## Training", "", f"Hardware: {training['hardware']}. Software: "
+                  f"{training['software']}.", "",
+                  f"Recipe: {training['recipe']}", "",
+                  "| Stage | Steps | Wall time (min) | val mIoU at the end | Command |",
+                  "|---|---|---|---|---|"]
+        for k, stage in enumerate(training["stages"], 1):
+            lines.append(f"| {k} | {stage['steps']} | {stage['minutes']:.1f} | "
+                         f"{_pct(stage['val_miou'])} | `{stage['command']}` |")
+        total = sum(stage["minutes"] for stage in training["stages"])
+        lines += ["", f"Total training wall time: {total:.1f} min.", ""]
+    return lines
 
 
 def _describe_input(pre):
