@@ -9,6 +9,8 @@ Examples:
         --data_dir ../shared/data/camvid --split val --scales 0.5
     deeplab-keras predict --model runs/camvid/model.keras --images "photos/*.jpg" \\
         --output_dir predictions --crf deeplab_resnet101_voc
+    deeplab-keras predict --model deeplabv3plus_mobilenetv2_camvid --images "photos/*.jpg" \\
+        --crf model        # the bundled CamVid model and its tuned CRF, offline
 
 `--backend jax` (or KERAS_BACKEND) picks the Keras backend; training then uses the
 TensorFlow-free input pipeline (`--input pydataset`).
@@ -39,6 +41,7 @@ _BACKEND = _enum("backend", None, ["tensorflow", "jax", "torch"],
 _MODEL = _string(
     "model", "deeplabv3plus_mobilenetv2",
     "Architecture name (see deeplab_keras.models.list_architectures()) to train from scratch, "
+    "a registry name (deeplab_keras.list_models(), e.g. deeplabv3plus_mobilenetv2_camvid) "
     "or a path to a saved .keras model.")
 _DATASET = _string("dataset", "camvid", "Dataset layout (deeplab_keras.data).")
 _DATA_DIR = _string("data_dir", None, "Root folder of the dataset.")
@@ -77,7 +80,9 @@ _FLIP = _bool("flip", False, "Add horizontally flipped inputs at evaluation.")
 _SLIDING = _string("sliding_window", None, "Tile size 'h,w' for sliding-window "
                                "evaluation of large images.")
 _IMAGES = _string("images", None, "predict: a glob of images.")
-_CRF = _string("crf", None, "predict: a DenseCRF preset to refine the masks.")
+_CRF = _string("crf", None, "predict: refine the masks with the dense CRF: 'model' (the "
+                            "parameters released with a registry model's weights) or a "
+                            "DenseCRF preset name.")
 _MAX_IMAGES = _integer("max_images", None, "evaluate: only the first N images "
                                    "(reported as such).")
 
@@ -171,7 +176,17 @@ def _load_or_build_model(num_classes):
         if not os.path.isfile(_MODEL.value):
             raise app.UsageError(f"--model {_MODEL.value!r}: no such file.")
         return keras.saving.load_model(_MODEL.value, safe_mode=True, compile=False)
+    if _is_registry_name(_MODEL.value):
+        import deeplab_keras
+
+        return deeplab_keras.load_model(_MODEL.value, num_classes=num_classes)
     return models.build(_MODEL.value, num_classes)
+
+
+def _is_registry_name(name):
+    from deeplab_keras.weights import registry
+
+    return name in registry.list_models()
 
 
 def _input_kind():
@@ -339,10 +354,15 @@ def predict(output_dir):
     paths = sorted(glob.glob(_IMAGES.value))
     if not paths:
         raise app.UsageError(f"--images {_IMAGES.value!r} matched no files.")
-    if not _MODEL.value.endswith(".keras"):
+    registry_model = _is_registry_name(_MODEL.value)
+    if not _MODEL.value.endswith(".keras") and not registry_model:
         print(f"NOTE: --model {_MODEL.value!r} is an architecture name: RANDOM weights.")
-    model = _load_or_build_model(_NUM_CLASSES.value or 11)
-    written = segment_and_save(model, paths, output_dir, crf=_CRF.value,
+    num_classes = _NUM_CLASSES.value
+    if num_classes is None and not registry_model:
+        num_classes = 11
+    model = _load_or_build_model(num_classes)
+    crf = True if _CRF.value == "model" else _CRF.value
+    written = segment_and_save(model, paths, output_dir, crf=crf,
                                scales=_floats(_SCALES.value, "scales"), flip=_FLIP.value)
     print(f"Wrote {len(written)} PNGs to {os.path.abspath(output_dir)}")
     return 0

@@ -65,6 +65,11 @@ def test_train_writes_model_checkpoints_logs_and_pictures(trained):
     assert os.listdir(os.path.join(out, "predictions"))
     metrics = json.load(open(os.path.join(out, "metrics_val.json")))
     assert metrics["num_images"] == 2 and 0.0 <= metrics["miou"] <= 1.0
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["command"].startswith("deeplab-keras train --data_dir")
+    assert run["flags"]["steps"] == 4 and run["steps"] == 4 and run["train_minutes"] >= 0
+    assert run["software"]["backend"] == keras.backend.backend() and "CPU cores" in run[
+        "hardware"]
     if keras.backend.backend() == "tensorflow":
         scalars = tensorboard.read_scalars(os.path.join(out, "logs"))
         assert any(tag.endswith("val_miou") for tag in scalars), sorted(scalars)
@@ -85,6 +90,18 @@ def test_evaluate_and_predict(trained, tmp_path, capsys):
                 "--output_dir", str(pred_dir)) == 0
     assert sorted(os.listdir(pred_dir)) == sorted(
         f"f{i}_{kind}.png" for i in range(2) for kind in ("mask", "overlay", "panel"))
+
+
+def test_predict_with_the_bundled_model_and_its_crf(tmp_path, capsys):
+    from deeplab_keras import demo
+
+    example = demo.example_images()[0]
+    assert _run("predict", "--model", "deeplabv3plus_mobilenetv2_camvid", "--images", example,
+                "--output_dir", str(tmp_path), "--crf", "model") == 0
+    assert "RANDOM" not in capsys.readouterr().out
+    stem = os.path.splitext(os.path.basename(example))[0]
+    assert sorted(os.listdir(tmp_path)) == [f"{stem}_{k}.png" for k in ("mask", "overlay",
+                                                                         "panel")]
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -101,6 +101,8 @@ def test_crf_parameters_match_dense_crf_presets():
 
     assert registry.get_record("deeplab_resnet101_voc").crf == PRESETS["deeplab_resnet101_voc"]
     assert registry.get_record("deeplab_vgg16_aspp_voc").crf == PRESETS["deeplab_vgg16_voc"]
+    camvid = "deeplabv3plus_mobilenetv2_camvid"
+    assert registry.get_record(camvid).crf == PRESETS[camvid]
 
 
 def test_imagenet_backbone_records_carry_keras_md5():

@@ -51,6 +51,10 @@ CRF_GRID = ((1, (20.0, 40.0, 67.0, 100.0)),   # theta_alpha (pixels)
             (3, (1.0, 3.0)))                   # w2, smoothness weight
 
 
+def _ordinal(k):
+    return {1: "", 2: "second", 3: "third", 4: "fourth"}.get(k, f"{k}th")
+
+
 def confusion(labels_list, masks, num_classes, ignore_label, class_names):
     from deeplab_keras.train.metrics import ConfusionMatrix
 
@@ -178,8 +182,8 @@ def main(argv):
     crf_search = {
         "description": (f"Coordinate search from {CRF_START} (the DeepLab ResNet-101 VOC "
                         f"preset) over each parameter in turn, 10 mean-field iterations, on "
-                        f"every {_CRF_SUBSET.value}-th val image ({len(subset)} images; without "
-                        f"the CRF they score {100 * no_crf_subset:.2f})."),
+                        f"every {_ordinal(_CRF_SUBSET.value)} val image ({len(subset)} "
+                        f"images; without the CRF they score {100 * no_crf_subset:.2f})."),
         "trials": [{"crf": list(p), "miou": s} for p, s in tried.items()],
         "best": list(best), "subset_images": len(subset), "no_crf_miou": no_crf_subset}
 

@@ -29,9 +29,24 @@ _INPUT_SCALE = flags.DEFINE_float(
     "the input size.")
 _STAGES = flags.DEFINE_list("stages", [], "Training output folders, in order.")
 _RECIPE = flags.DEFINE_string("recipe", "", "One paragraph describing the recipe.")
+_TRAIN_IMAGES = flags.DEFINE_integer("train_images", 367, "Training-set size (for epochs).")
 _STORAGE = flags.DEFINE_enum("storage", "float16", ["float16", "float32"], "Weight storage.")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command_flags(command):
+    """`{flag: value}` of a `deeplab-keras ...` command line."""
+    import shlex
+
+    tokens, out = shlex.split(command), {}
+    for i, token in enumerate(tokens):
+        if token.startswith("--"):
+            name, _, value = token[2:].partition("=")
+            if not value and i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                value = tokens[i + 1]
+            out[name] = value
+    return out
 
 
 def stage_record(folder):
@@ -46,7 +61,9 @@ def stage_record(folder):
                              "`deeplab-keras train` output folder?") from e
 
     run, metrics = read("run.json"), read("metrics_val.json")
-    return {"command": run["command"], "steps": int(metrics["steps"]),
+    batch = int(command_flags(run["command"]).get("batch_size", 8))
+    return {"command": run["command"], "steps": int(metrics["steps"]), "batch_size": batch,
+            "epochs": int(metrics["steps"]) * batch / _TRAIN_IMAGES.value,
             "minutes": float(metrics["train_minutes"]), "val_miou": float(metrics["miou"]),
             "val_scales": metrics["scales"], "hardware": run["hardware"],
             "software": run["software"]}

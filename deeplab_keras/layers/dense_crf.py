@@ -15,6 +15,8 @@ PRESETS = {
     "deeplab_vgg16_voc": (4.0, 65.0, 3.0, 2.0, 2.0),
     # pydensecrf's README example (bilateral sxy 80, srgb 13, compat 10; Gaussian sxy 3, compat 3).
     "pydensecrf_readme": (10.0, 80.0, 13.0, 3.0, 3.0),
+    # Tuned on CamVid val for the bundled deeplabv3plus_mobilenetv2_camvid (its model card).
+    "deeplabv3plus_mobilenetv2_camvid": (6.0, 100.0, 13.0, 1.0, 1.0),
 }
 
 

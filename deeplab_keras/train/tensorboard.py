@@ -186,7 +186,8 @@ def read_history_csv(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     columns = rows[0].keys() if rows else []
-    return {c: [float(r[c]) for r in rows if r[c] not in ("", None)] for c in columns}
+    # Keras' CSVLogger writes "NA" where a metric has no value that epoch.
+    return {c: [float(r[c]) for r in rows if r[c] not in ("", None, "NA")] for c in columns}
 
 
 def plot_curves(curves, path, size=(640, 360), title=""):

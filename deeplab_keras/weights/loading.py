@@ -98,14 +98,13 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
         # The input normalisation (and for v2 the conv biases) follow the ImageNet weights.
         overrides.setdefault("backbone", record.arch_kwargs.get("backbone"))
         overrides = _imagenet_kwargs(record.architecture, overrides)
+    bundled = bundled_weights_path(record) if weights and record.bundled else None
     model = build_from_record(record, target_classes, **overrides)
     if weights:
         # Convert straight into this model when it has the record's shapes (saves a build).
         same = target_classes == record.num_classes and not overrides
-        if record.bundled:
-            path = bundled_weights_path(record)
-        else:
-            path = ensure_converted(record, progress=progress, model=model if same else None)
+        path = bundled or ensure_converted(record, progress=progress,
+                                           model=model if same else None)
         reinitialised = load_converted_weights(model, path, record)
         if reinitialised:
             logger.warning("%s: num_classes=%d differs from the record's %d; kept every other "

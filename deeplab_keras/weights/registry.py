@@ -436,11 +436,13 @@ def evaluation_section(result, class_names):
         lines += ["## Training", "", f"Hardware: {training['hardware']}. Software: "
                   f"{training['software']}.", "",
                   f"Recipe: {training['recipe']}", "",
-                  "| Stage | Steps | Wall time (min) | val mIoU at the end | Command |",
-                  "|---|---|---|---|---|"]
+                  "| Stage | Steps | Batch | Epochs | Wall time (min) | val mIoU at the end "
+                  "| Command |", "|---|---|---|---|---|---|---|"]
         for k, stage in enumerate(training["stages"], 1):
-            lines.append(f"| {k} | {stage['steps']} | {stage['minutes']:.1f} | "
-                         f"{_pct(stage['val_miou'])} | `{stage['command']}` |")
+            lines.append(f"| {k} | {stage['steps']} | {stage['batch_size']} | "
+                         f"{stage['epochs']:.0f} | {stage['minutes']:.1f} | "
+                         f"{_pct(stage['val_miou'])} (scales {tuple(stage['val_scales'])}) | "
+                         f"`{stage['command']}` |")
         total = sum(stage["minutes"] for stage in training["stages"])
         lines += ["", f"Total training wall time: {total:.1f} min.", ""]
     return lines
