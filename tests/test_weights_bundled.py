@@ -74,6 +74,12 @@ def test_segments_the_bundled_examples_like_their_ground_truth(model, index):
 
 
 def test_tuned_crf_improves_the_bundled_examples(model):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        # Full-size CRF on three images; the JAX CRF's agreement with the TF one is checked
+        # in tests/test_dense_crf.py, and crf=True on JAX just below.
+        pytest.skip("quality check of the shipped CRF parameters: runs in the TensorFlow pass")
     gains = []
     for path in demo.example_images()[:3]:
         truth = _example_labels(os.path.splitext(os.path.basename(path))[0])
