@@ -187,26 +187,23 @@ def main(argv):
         "trials": [{"crf": list(p), "miou": s} for p, s in tried.items()],
         "best": list(best), "subset_images": len(subset), "no_crf_miou": no_crf_subset}
 
-    start = time.perf_counter()
-    bar = keras.utils.Progbar(n, unit_name="image")
-    crf_labels = runner.labels(best, single, range(n), bar)
-    t_crf = t_single + (time.perf_counter() - start) / n
-    cm = confusion(crf_labels, masks, c, ignore, names)
-    print("Single scale + CRF\n" + cm.table(names))
-    results.append(summary("single scale + CRF", cm, (1.0,), False, best, t_crf))
+    def score_with_crf(log_probs, seconds, setting, scales, flip):
+        """The setting's predictions refined by the best CRF, over all images."""
+        start = time.perf_counter()
+        labels = runner.labels(best, log_probs, range(n), keras.utils.Progbar(
+            n, unit_name="image"))
+        seconds += (time.perf_counter() - start) / n
+        cm = confusion(labels, masks, c, ignore, names)
+        print(f"{setting} + CRF\n" + cm.table(names))
+        return summary(f"{setting} + CRF", cm, scales, flip, best, seconds)
 
+    results.append(score_with_crf(single, t_single, "single scale", (1.0,), False))
     ms_scales = tuple(float(s) for s in _MS_SCALES.value)
     multi, t_multi = predict_all(model, ms_scales, True, "multi-scale + flip")
     cm = confusion([lp.argmax(-1) for lp in multi], masks, c, ignore, names)
     print("Multi-scale + flip\n" + cm.table(names))
     results.append(summary("multi-scale + flip", cm, ms_scales, True, None, t_multi))
-    start = time.perf_counter()
-    bar = keras.utils.Progbar(n, unit_name="image")
-    ms_crf_labels = runner.labels(best, multi, range(n), bar)
-    t_ms_crf = t_multi + (time.perf_counter() - start) / n
-    cm = confusion(ms_crf_labels, masks, c, ignore, names)
-    print("Multi-scale + flip + CRF\n" + cm.table(names))
-    results.append(summary("multi-scale + flip + CRF", cm, ms_scales, True, best, t_ms_crf))
+    results.append(score_with_crf(multi, t_multi, "multi-scale + flip", ms_scales, True))
 
     print("\n| Setting | mIoU | s/image |\n|---|---|---|")
     for r in results:
