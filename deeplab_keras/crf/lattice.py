@@ -327,14 +327,16 @@ def normalized_filter_fn(lattice, norm=None, weight=1.0):
     """A callable ``q -> weight * normalized_filter(lattice, q, norm)`` for repeated use.
 
     On a "hash" (TensorFlow) lattice the scalings are folded into the splat and slice
-    matrices once, so mean-field iterations pay for no extra passes over the values.
+    matrices once, so mean-field iterations pay for no extra passes over the values, and the
+    sparse matmuls run in pixel blocks on the CPU cores (`lattice_tf.default_blocks`).
     """
     if norm is None:
         norm = normalization(lattice)
     if "slice" in lattice:
         from deeplab_keras.crf import lattice_tf
 
-        return lattice_tf.normalized_filter_fn(lattice, norm, weight)
+        return lattice_tf.normalized_filter_fn(lattice, norm, weight,
+                                               lattice_tf.default_blocks())
     return lambda values: weight * normalized_filter(lattice, values, norm)
 
 

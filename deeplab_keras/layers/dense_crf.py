@@ -173,7 +173,7 @@ class DenseCRF(keras.layers.Layer):
         smooth_norm = 1.0 / ops.sqrt(separable_gaussian(ones, self.theta_gamma) + 1e-20)
         smooth_out = w2 * smooth_norm
         unary_logits = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        q = ops.softmax(unary_logits, axis=-1)
+        q = ops.exp(unary_logits)
         for _ in range(self.iterations):
             q_app = ops.reshape(appearance(ops.reshape(q, (-1, classes))),
                                 (height, width, classes))
