@@ -81,6 +81,39 @@ def test_padded_and_compact_lattices_agree():
             3.0 * _np(normalized_filter(padded, q)), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow lattice")
+def test_pixel_blocks_and_size_buckets_change_nothing():
+    import tensorflow as tf
+
+    from deeplab_keras.crf import lattice_tf
+
+    im = _image(37, 41)  # 1517 pixels: uneven blocks, padded to a 2048-row XLA bucket
+    feats = image_features(im, 6.0, 12.0)
+    q = tf.constant(_values(im, 5))
+    lattice = build_lattice(feats, method="hash")
+    norm = lat_mod.normalization(lattice)
+    # The XLA simplex search on padded rows gives the sort build's vertices.
+    elevated = lattice_tf._elevate(tf.constant(feats))
+    rem0, rank, bary, _, _ = lattice_tf._padded_simplex_keys(elevated)
+    rem0_ref, rank_ref, bary_ref = lattice_tf._simplex(elevated)
+    np.testing.assert_array_equal(_np(rem0), _np(rem0_ref))
+    np.testing.assert_array_equal(_np(rank), _np(rank_ref))
+    np.testing.assert_allclose(_np(bary), _np(bary_ref), atol=1e-6)
+    outputs, grads = [], []
+    for blocks in (1, 2, 3):
+        apply = lattice_tf.normalized_filter_fn(lattice, norm, 2.0, blocks)
+        with tf.GradientTape() as tape:
+            tape.watch(q)
+            out = apply(q)
+            loss = tf.reduce_sum(out * tf.range(5, dtype=tf.float32))
+        outputs.append(_np(out))
+        grads.append(_np(tape.gradient(loss, q)))
+    for out, grad in zip(outputs[1:], grads[1:]):
+        np.testing.assert_allclose(out, outputs[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad, grads[0], rtol=1e-5, atol=1e-6)
+    assert np.abs(outputs[0]).max() > 0.1
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_dedup_and_neighbours_match_numpy(method):
     im = _image(12, 16)
