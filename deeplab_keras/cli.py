@@ -18,13 +18,14 @@ TensorFlow-free input pipeline (`--input pydataset`).
 
 import functools
 import glob
-import json
 import os
 import sys
 import time
 
 from absl import app
 from absl import flags
+
+from deeplab_keras.weights.download import write_json_atomic
 
 COMMANDS = ("train", "evaluate", "predict")
 # A private flag registry: the CLI's flags (--model, --output_dir, ...) never clash with flags
@@ -126,13 +127,6 @@ def _accelerators():
     except Exception:  # noqa: BLE001 - informational only
         devices = []
     return f", accelerators: {', '.join(devices)}" if devices else ", no GPU"
-
-
-def _write_json(path, payload):
-    from deeplab_keras.weights.download import write_bytes_atomic
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_bytes_atomic(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
 
 def _pair(text, name, cast=int):
@@ -257,7 +251,7 @@ def train(output_dir):
     log_dir = os.path.join(output_dir, "logs")
     extra += _tensorboard_callbacks(log_dir, val_examples, layout, num_classes, eval_scales)
     info = run_info()
-    _write_json(os.path.join(output_dir, "run.json"), info)
+    write_json_atomic(os.path.join(output_dir, "run.json"), info)
     start = time.time()
     trainer.fit(model, dataset_fn, total_steps=_STEPS.value,
                 steps_per_checkpoint=_CKPT_EVERY.value,
@@ -267,7 +261,7 @@ def train(output_dir):
     path = os.path.join(output_dir, "model.keras")
     _atomic_save(model, path)
     print(f"Training took {minutes:.1f} min; saved {path}")
-    _write_json(os.path.join(output_dir, "run.json"),
+    write_json_atomic(os.path.join(output_dir, "run.json"),
                 {**info, "train_minutes": round(minutes, 2), "steps": _STEPS.value})
     if val_examples:
         _report(model, val_examples, layout, num_classes, eval_scales, output_dir, "val",
@@ -321,7 +315,7 @@ def _report(model, examples, layout, num_classes, scales, output_dir, split, ext
     summary.update(extra_info or {})
     os.makedirs(output_dir, exist_ok=True)
     out = os.path.join(output_dir, f"metrics_{split}.json")
-    _write_json(out, summary)
+    write_json_atomic(out, summary)
     print(f"{split}: mIoU {100 * result['miou']:.2f} over {result['num_images']} images; "
           f"wrote {out}")
     return result

@@ -7,6 +7,7 @@ request counts, truncation, stalls) and file:// URLs, with files the tests make 
 import collections
 import glob
 import hashlib
+import json
 import logging
 import os
 import pathlib
@@ -526,3 +527,14 @@ def test_mirror_file_url_prefix_finds_the_original_file_name(tmp_path, server, c
     assert info.source == (mirror / "orig.bin").as_uri()
     assert info.path == str(cache / "downloads" / "renamed.bin")
     assert sum(server.requests.values()) == 0
+
+
+def test_write_json_atomic_creates_the_folder_and_leaves_no_partial(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "new" / "run.json"
+    download.write_json_atomic(str(path), {"miou": np.float32(0.5), "steps": 3})
+    assert json.loads(path.read_text()) == {"miou": 0.5, "steps": 3}
+    download.write_json_atomic(str(path), {"steps": 4})  # replaces, never appends
+    assert json.loads(path.read_text()) == {"steps": 4}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["run.json"]

@@ -219,9 +219,9 @@ def main(argv):
         "command": shlex.join(["python", "zoo/evaluate_camvid.py"] + sys.argv[1:]),
         "backend": keras.backend.backend(), "weights_sha256": record.sha256,
         "results": results, "crf_search": crf_search, "float16_check": float16_check})
-    from deeplab_keras.weights.download import write_bytes_atomic
+    from deeplab_keras.weights.download import write_json_atomic
 
-    write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
+    write_json_atomic(path, payload)
     print(f"Wrote {path}")
     return 0
 

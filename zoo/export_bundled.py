@@ -107,8 +107,7 @@ def main(argv):
     payload = {**{k: v for k, v in previous.items() if k not in ("results", "crf_search",
                                                                 "float16_check")},
                "model": _NAME.value, "weights_sha256": digest, "training": training}
-    download.write_bytes_atomic(
-        evaluation_path, (json.dumps(payload, indent=2) + "\n").encode())
+    download.write_json_atomic(evaluation_path, payload)
     arch_kwargs = {k: v for k, v in config.items()
                    if k not in ("name", "trainable", "num_classes", "backbone", "dtype")}
     print(f"Wrote {path}: {os.path.getsize(path):,} bytes, sha256 {digest}")

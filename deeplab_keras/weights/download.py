@@ -38,6 +38,7 @@ import errno
 import glob
 import hashlib
 import http.client
+import json
 import logging
 import os
 import pathlib
@@ -328,6 +329,14 @@ def _read_sidecar(path):
         raise IntegrityError(f"The recorded hash file {path} is empty. Delete it to record the "
                              f"hash again on the next download.")
     return _normalise_hex(text[0], 64, f"the sha256 recorded in {path}")
+
+
+def write_json_atomic(path, payload):
+    """Writes `payload` as indented JSON (numpy scalars as floats) with `write_bytes_atomic`,
+    creating the folder if needed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_bytes_atomic(os.path.abspath(path),
+                       (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
 
 def write_bytes_atomic(path, data):
