@@ -31,12 +31,12 @@ def main():
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
     import numpy as np
     import pydensecrf.densecrf as dcrf
     from PIL import Image
     from pydensecrf.utils import unary_from_softmax
 
-    import keras
     from deeplab_keras.layers import DenseCRF
 
     width, height = (int(v) for v in args.size.split("x"))

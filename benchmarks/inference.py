@@ -77,11 +77,14 @@ def parse_args(argv=None):
                    help="Keras backend for our model (set before Keras is imported).")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="cpu (default for tensorflow) or gpu (default for jax).")
-    p.add_argument("--size", type=int, default=None, help="Square input size (513; 65 with --smoke).")
+    p.add_argument("--size", type=int, default=None,
+                   help="Square input size (513; 65 with --smoke).")
     p.add_argument("--batch", type=int, default=None,
                    help="Batch size (1 on CPU, 16 on GPU; 2 with --smoke).")
-    p.add_argument("--reps", type=int, default=None, help="Timed repetitions per contender (10; 1 with --smoke).")
-    p.add_argument("--warmup", type=int, default=None, help="Untimed warm-up calls per contender (2; 1 with --smoke).")
+    p.add_argument("--reps", type=int, default=None,
+                   help="Timed repetitions per contender (10; 1 with --smoke).")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="Untimed warm-up calls per contender (2; 1 with --smoke).")
     p.add_argument("--variants", default=None,
                    help=f"Comma list of our inference paths. TF: {','.join(TF_VARIANTS)} "
                         f"(default tf_function,xla). JAX: {','.join(JAX_VARIANTS)} (default jit).")
@@ -92,7 +95,8 @@ def parse_args(argv=None):
     p.add_argument("--inter-op", type=int, default=None,
                    help="TF inter-op threads (default: TF's own choice).")
     p.add_argument("--tf-intra-op", type=int, default=None,
-                   help="TF intra-op threads, overriding --threads for TF only (0 = TF's own choice).")
+                   help="TF intra-op threads, overriding --threads for TF only "
+                        "(0 = TF's own choice).")
     p.add_argument("--onednn", choices=("default", "0", "1"), default="default",
                    help="Set TF_ENABLE_ONEDNN_OPTS before importing TF.")
     p.add_argument("--no-torchvision", action="store_true", help="Skip torchvision (ours only).")
@@ -294,7 +298,8 @@ def run_tensorflow_cpu(args, torch, info):
         for n in figures:
             if n != "torchvision":
                 figures[n]["ratio_vs_torchvision"] = figures[n]["median_s_per_image"] / tv_s
-    extra = {"onednn_enabled": onednn, "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    extra = {"onednn_enabled": onednn,
+             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
              "torch_threads": torch.get_num_threads(),
              "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
              "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}

@@ -18,11 +18,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+
 def pytest_collection_modifyitems(config, items):
     has_tf = _importable("tensorflow")
     for item in items:
         if "requires_tf" in item.keywords and not has_tf:
-            item.add_marker(pytest.mark.skip(reason="TensorFlow is not installed in this environment"))
+            item.add_marker(pytest.mark.skip(
+                reason="TensorFlow is not installed in this environment"))
 
 
 def _importable(name):

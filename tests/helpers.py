@@ -21,7 +21,10 @@ def assert_config_round_trip(layer):
 def run_layer_test(layer, input_data, expected_shape):
     """Builds, calls, checks output/compute_output_shape and config round trip."""
     output = layer(input_data)
-    shapes = [np.shape(x) for x in input_data] if isinstance(input_data, list) else np.shape(input_data)
+    if isinstance(input_data, list):
+        shapes = [np.shape(x) for x in input_data]
+    else:
+        shapes = np.shape(input_data)
     assert tuple(np.shape(output)) == tuple(expected_shape)
     computed = layer.compute_output_shape(shapes)
     assert tuple(computed) == tuple(expected_shape)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from deeplab_keras.crf import lattice as lat_mod
 from deeplab_keras.crf import build_lattice
 from deeplab_keras.crf import compact_lattice
 from deeplab_keras.crf import exact_normalized_filter
 from deeplab_keras.crf import image_features
+from deeplab_keras.crf import lattice as lat_mod
 from deeplab_keras.crf import lattice_filter
 from deeplab_keras.crf import lattice_ok
 from deeplab_keras.crf import normalized_filter

@@ -83,7 +83,8 @@ def test_gradient_matches_finite_differences():
         plus[i, j, k] += eps
         minus[i, j, k] -= eps
         numeric = (float(objective(plus)) - float(objective(minus))) / (2 * eps)
-        assert abs(numeric - grad[i, j, k]) < 2e-2 * max(1.0, abs(numeric)), (numeric, grad[i, j, k])
+        assert abs(numeric - grad[i, j, k]) < 2e-2 * max(1.0, abs(numeric)), (
+            numeric, grad[i, j, k])
 
 
 def test_separable_gaussian_is_exact():

@@ -56,7 +56,7 @@ def test_aspp_default_rates():
 def test_aspp_v2_sums_branch_scores(branch):
     layer = ASPPV2(num_classes=5, rates=(1, 2, 3), branch=branch, hidden_filters=6)
     x = features()
-    y = run_layer_test(layer, x, (2, 9, 11, 5))
+    run_layer_test(layer, x, (2, 9, 11, 5))
     total = 0
     for i, rate in enumerate(layer.rates):
         single = ASPPV2(num_classes=5, rates=(rate,), branch=branch, hidden_filters=6)

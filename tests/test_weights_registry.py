@@ -52,7 +52,8 @@ TINY_VGG = dict(widths=(4, 4, 4, 4, 4))
 def test_issue_entries_are_registered():
     assert set(ISSUE_NAMES) <= set(registry.list_models())
     assert registry.list_models("deeplabv3plus_*") == [
-        "deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_xception65_ade20k", "deeplabv3plus_xception65_cityscapes",
+        "deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_xception65_ade20k",
+        "deeplabv3plus_xception65_cityscapes",
         "deeplabv3plus_xception65_voc"]
     assert registry.list_models("*_coco") == ["deeplabv3_resnet101_coco",
                                               "deeplabv3_resnet50_coco"]
@@ -434,8 +435,8 @@ def test_keras_file_loads_with_safe_mode(tmp_path):
 
 @heavy_on_jax
 def test_imagenet_mobilenetv2_weights_reproduce_keras_applications(cache, monkeypatch):
-    from keras.src.legacy.saving import legacy_h5_format
     import h5py
+    from keras.src.legacy.saving import legacy_h5_format
 
     app = keras.applications.MobileNetV2(weights=None, include_top=False,
                                          input_shape=(None, None, 3))

@@ -3,8 +3,8 @@
 import keras
 
 from deeplab_keras.layers.atrous_conv import AtrousConv2D
-from deeplab_keras.layers.batch_norm import BatchNorm
 from deeplab_keras.layers.atrous_conv import AtrousDepthwiseConv2D
+from deeplab_keras.layers.batch_norm import BatchNorm
 
 
 def batch_norm(name, epsilon, momentum):

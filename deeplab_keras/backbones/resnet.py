@@ -33,7 +33,8 @@ def _check_multi_grid(multi_grid):
         return None
     multi_grid = tuple(int(m) for m in multi_grid)
     if not multi_grid or min(multi_grid) < 1:
-        raise ValueError(f"`multi_grid` must be positive ints, e.g. (1, 2, 4); received {multi_grid}.")
+        raise ValueError(
+            f"`multi_grid` must be positive ints, e.g. (1, 2, 4); received {multi_grid}.")
     return multi_grid
 
 
@@ -69,10 +70,12 @@ class ResNetBackbone(Backbone):
                  bn_epsilon=1.001e-5, bn_momentum=0.99, pool_padding="symmetric", **kwargs):
         output_stride = check_output_stride(output_stride, who="ResNetBackbone")
         if stride_in not in STRIDE_LAYOUTS:
-            raise ValueError(f"`stride_in` must be one of {STRIDE_LAYOUTS}; received {stride_in!r}.")
+            raise ValueError(
+                f"`stride_in` must be one of {STRIDE_LAYOUTS}; received {stride_in!r}.")
         depths, widths = tuple(int(d) for d in depths), tuple(int(w) for w in widths)
         if len(depths) != 4 or len(widths) != 4 or min(depths) < 1 or min(widths) < 1:
-            raise ValueError(f"`depths` and `widths` need 4 positive ints; received {depths}, {widths}.")
+            raise ValueError(
+                f"`depths` and `widths` need 4 positive ints; received {depths}, {widths}.")
         multi_grid = _check_multi_grid(multi_grid)
         bn = dict(bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
 
@@ -99,7 +102,8 @@ class ResNetBackbone(Backbone):
                 if multi_grid is not None and b == 3:
                     rate_3x3 = rate_3x3 * multi_grid[u % len(multi_grid)]
                 if stride_in == "last_3x3" and u == units - 1 and b == 0:
-                    features["low_level"], strides["low_level"] = x, tracker.current_stride // max(s, 1)
+                    features["low_level"] = x
+                    strides["low_level"] = tracker.current_stride // max(s, 1)
                 x = _bottleneck(x, width, f"{block}_block{u + 1}", stride=s, rate=rate_3x3,
                                 stride_in=stride_in, use_bias=use_bias, first=(u == 0), **bn)
             features[f"C{b + 2}"] = x

@@ -31,7 +31,8 @@ class VGG16LargeFOVBackbone(Backbone):
     """
 
     def __init__(self, output_stride=8, widths=(64, 128, 256, 512, 512), **kwargs):
-        output_stride = check_output_stride(output_stride, allowed=(8,), who="VGG16LargeFOVBackbone")
+        output_stride = check_output_stride(output_stride, allowed=(8,),
+                                            who="VGG16LargeFOVBackbone")
         widths = tuple(int(w) for w in widths)
         if len(widths) != 5 or min(widths) < 1:
             raise ValueError(f"`widths` needs 5 positive ints; received {widths}.")
@@ -44,7 +45,8 @@ class VGG16LargeFOVBackbone(Backbone):
                 x = AtrousConv2D(width, 3, rate=rate, name=f"block{b + 1}_conv{c + 1}")(x)
                 x = keras.layers.Activation("relu", name=f"block{b + 1}_relu{c + 1}")(x)
             pool_stride = 2 if b < 3 else 1
-            x = keras.layers.ZeroPadding2D(1, data_format="channels_last", name=f"block{b + 1}_pad")(x)
+            x = keras.layers.ZeroPadding2D(1, data_format="channels_last",
+                                           name=f"block{b + 1}_pad")(x)
             x = keras.layers.MaxPooling2D(3, strides=pool_stride, data_format="channels_last",
                                           name=f"block{b + 1}_pool")(x)
             stride *= pool_stride

@@ -41,7 +41,8 @@ def from_keras_applications(model, keras_model):
             continue
         if layer.name in ("predictions", "fc1", "fc2"):
             for w in layer.weights:
-                report.skipped[w.path] = "classification top: no counterpart in a segmentation model"
+                report.skipped[w.path] = (
+                    "classification top: no counterpart in a segmentation model")
             continue
         dest = target_layers.get(layer.name)
         if dest is None or len(dest.weights) != len(layer.weights):

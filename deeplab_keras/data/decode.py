@@ -41,7 +41,9 @@ import os
 import struct
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+from PIL import ImageOps
+from PIL import UnidentifiedImageError
 
 from deeplab_keras.data.layouts import get_layout
 

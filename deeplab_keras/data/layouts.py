@@ -36,7 +36,9 @@ examples = data.list_examples(mine, "/data/pets", "train")  # images/train + mas
 import dataclasses
 import functools
 import os
-from typing import Callable, NamedTuple, Optional
+from typing import Callable
+from typing import NamedTuple
+from typing import Optional
 
 import numpy as np
 

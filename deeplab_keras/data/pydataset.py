@@ -21,9 +21,11 @@ rest = data.SegmentationPyDataset(train, layout, 8, (321, 321), seed=0, start_st
 
 import keras
 
-from deeplab_keras.data.augment import MEAN_PIXEL, check_size
+from deeplab_keras.data.augment import MEAN_PIXEL
+from deeplab_keras.data.augment import check_size
 from deeplab_keras.data.layouts import get_layout
-from deeplab_keras.data.stream import as_source, load_batch
+from deeplab_keras.data.stream import as_source
+from deeplab_keras.data.stream import load_batch
 
 
 class SegmentationPyDataset(keras.utils.PyDataset):

@@ -30,8 +30,10 @@ import math
 
 import numpy as np
 
-from deeplab_keras.data.augment import MEAN_PIXEL, center_pad_or_crop, check_size
+from deeplab_keras.data.augment import MEAN_PIXEL
 from deeplab_keras.data.augment import augment as augment_pair
+from deeplab_keras.data.augment import center_pad_or_crop
+from deeplab_keras.data.augment import check_size
 from deeplab_keras.data.decode import load_example
 from deeplab_keras.data.layouts import get_layout
 

@@ -19,9 +19,12 @@ for image, mask in data.make_eval_tf_dataset(data.list_examples(layout, "/data/c
 ```
 """
 
-from deeplab_keras.data.augment import MEAN_PIXEL, check_size
+from deeplab_keras.data.augment import MEAN_PIXEL
+from deeplab_keras.data.augment import check_size
 from deeplab_keras.data.layouts import get_layout
-from deeplab_keras.data.stream import as_source, iterate_eval, load_batch
+from deeplab_keras.data.stream import as_source
+from deeplab_keras.data.stream import iterate_eval
+from deeplab_keras.data.stream import load_batch
 
 
 def _batches(source, batch_size, crop_size, seed, augment, shuffle, start_step, num_steps,

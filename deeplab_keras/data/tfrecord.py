@@ -46,7 +46,8 @@ import numpy as np
 from PIL import Image
 
 from deeplab_keras.data.augment import MEAN_PIXEL
-from deeplab_keras.data.decode import decode_image_bytes, load_example
+from deeplab_keras.data.decode import decode_image_bytes
+from deeplab_keras.data.decode import load_example
 from deeplab_keras.data.layouts import get_layout
 
 

@@ -81,7 +81,10 @@ class ASPPV2(keras.layers.Layer):
         for layers in self.branches:
             y = x
             for layer in layers:
-                y = layer(y, training=training) if isinstance(layer, keras.layers.Dropout) else layer(y)
+                if isinstance(layer, keras.layers.Dropout):
+                    y = layer(y, training=training)
+                else:
+                    y = layer(y)
             total = y if total is None else total + y
         return total
 

@@ -39,13 +39,15 @@ class ImageNormalization(keras.layers.Layer):
         if min(std) <= 0:
             raise ValueError(f"`std` values must be > 0; received {std}.")
         if channel_order not in CHANNEL_ORDERS:
-            raise ValueError(f"`channel_order` must be one of {CHANNEL_ORDERS}; received {channel_order!r}.")
+            raise ValueError(f"`channel_order` must be one of {CHANNEL_ORDERS}; "
+                             f"received {channel_order!r}.")
         self.mean, self.std, self.channel_order = mean, std, channel_order
 
     def build(self, input_shape):
         if input_shape[-1] not in (None, 3):
             raise ValueError(
-                f"{self.name}: images must have 3 (RGB) channels; received shape {tuple(input_shape)}. "
+                f"{self.name}: images must have 3 (RGB) channels; received shape "
+                f"{tuple(input_shape)}. "
                 "Convert grayscale or RGBA images to RGB first."
             )
 

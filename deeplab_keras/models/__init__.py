@@ -10,5 +10,5 @@ from deeplab_keras.models.factory import build
 from deeplab_keras.models.factory import list_architectures
 from deeplab_keras.models.msc import MSC
 
-__all__ = ["CRFRefined", "DeepLabModel", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "MSC",
-           "build", "list_architectures"]
+__all__ = ["CRFRefined", "DeepLabModel", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus",
+           "MSC", "build", "list_architectures"]

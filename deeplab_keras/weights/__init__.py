@@ -11,6 +11,9 @@ path = weights.fetch("https://example.org/model.h5", sha256="9f86d0...", name="e
 
 from deeplab_keras.weights import archive
 from deeplab_keras.weights import download
+from deeplab_keras.weights import loading
+from deeplab_keras.weights import records
+from deeplab_keras.weights import registry
 from deeplab_keras.weights.archive import UnsafeArchiveError
 from deeplab_keras.weights.archive import extract_member
 from deeplab_keras.weights.archive import list_members
@@ -26,9 +29,6 @@ from deeplab_keras.weights.download import fetch_info
 from deeplab_keras.weights.download import md5_file
 from deeplab_keras.weights.download import sha256_file
 from deeplab_keras.weights.download import verify_file
-from deeplab_keras.weights import loading
-from deeplab_keras.weights import records
-from deeplab_keras.weights import registry
 from deeplab_keras.weights.loading import WeightsIntegrityError
 from deeplab_keras.weights.loading import build_model
 from deeplab_keras.weights.loading import load_backbone_weights

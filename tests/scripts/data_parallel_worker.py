@@ -41,7 +41,8 @@ keras.distribution.set_distribution(None)
 print(json.dumps({
     "devices": jax.device_count(),
     "distribution": type(keras.distribution.distribution()).__name__,
-    "weights_changed": max(float(np.abs(a - b).max()) for a, b in zip(model_fn.initial_weights, single)),
+    "weights_changed": max(float(np.abs(a - b).max())
+                           for a, b in zip(model_fn.initial_weights, single)),
     "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, parallel)),
     "end_step": run.end_step,
     "checkpoint_files": files,

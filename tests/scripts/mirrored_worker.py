@@ -22,7 +22,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import train_common  # noqa: E402
 
-from deeplab_keras.train import distribute, trainer  # noqa: E402
+from deeplab_keras.train import distribute  # noqa: E402
+from deeplab_keras.train import trainer  # noqa: E402
 
 
 def train(strategy, initial, steps, workdir):
