@@ -114,6 +114,21 @@ def test_pixel_blocks_and_size_buckets_change_nothing():
     assert np.abs(outputs[0]).max() > 0.1
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow lattice")
+def test_parallel_unique_matches_unique():
+    import tensorflow as tf
+
+    from deeplab_keras.crf import lattice_tf
+
+    keys = tf.constant(np.random.default_rng(0).integers(0, 2**40, 50)[
+        np.random.default_rng(1).integers(0, 50, 997)], tf.int64)
+    expected = np.unique(_np(keys))
+    for parts in (1, 2, 3):
+        table, index = lattice_tf._parallel_unique(keys, parts)
+        assert sorted(_np(table)) == list(expected)  # each key once
+        np.testing.assert_array_equal(_np(tf.gather(table, index)), _np(keys))
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_dedup_and_neighbours_match_numpy(method):
     im = _image(12, 16)

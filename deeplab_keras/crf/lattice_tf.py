@@ -119,6 +119,22 @@ def _padded_simplex_keys(elevated):
     return tuple(t[:num_pixels] for t in outputs[:4]) + (outputs[4],)
 
 
+def _parallel_unique(keys, parts):
+    """`tf.unique` of int64 keys in ``parts`` slices that run concurrently (TensorFlow's kernel
+    is single-threaded), then of the slices' tables: the same table entries and index map
+    (entries in a different order). 35 -> 20 ms for the 600k vertex keys of a 500x375 image
+    on 2 cores."""
+    if parts == 1:
+        return tf.unique(keys, out_idx=tf.int32)
+    count = tf.shape(keys)[0]
+    cuts = [0] + [count * k // parts for k in range(1, parts)] + [count]
+    pieces = [tf.unique(keys[a:b], out_idx=tf.int32) for a, b in zip(cuts[:-1], cuts[1:])]
+    table, index = tf.unique(tf.concat([t for t, _ in pieces], axis=0), out_idx=tf.int32)
+    offsets = tf.math.cumsum([tf.shape(t)[0] for t, _ in pieces], exclusive=True)
+    return table, tf.concat([tf.gather(index, i + offsets[k])
+                             for k, (_, i) in enumerate(pieces)], axis=0)
+
+
 def build_lattice(features):
     """Lattice of ``features`` [N, d] (already divided by the thetas), TensorFlow only.
 
@@ -145,7 +161,7 @@ def build_lattice(features):
     low, mult, size = _mixed_radix(vertex_digits, dp1)
     with tf.control_dependencies([_check_key_space(size)]):
         vertex_keys = _encode(vertex_digits, low, mult)
-    table, vertex_of_entry = tf.unique(vertex_keys, out_idx=tf.int32)
+    table, vertex_of_entry = _parallel_unique(vertex_keys, default_blocks())
     num_vertices = tf.shape(table)[0]
 
     # Renumber the vertices in sorted-key (lexicographic) order: lattice neighbours along
