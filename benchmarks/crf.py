@@ -8,7 +8,11 @@ ours/pydensecrf and the label agreement are printed, then a JSON line.
 
 Usage:
 
-    python benchmarks/crf.py [--reps 5] [--backend tensorflow|jax]
+    python benchmarks/crf.py [--reps 5] [--backend tensorflow|jax] [--ours_only]
+
+``--ours_only`` times only our CRF (pydensecrf still runs once, untimed, for the label
+agreement) and prints min and median: for A/B timing two checkouts of this package, e.g.
+``PYTHONPATH=../old python benchmarks/crf.py --ours_only --reps 15``, alternating.
 """
 
 import argparse
@@ -28,6 +32,8 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
     parser.add_argument("--size", default="500x375")
+    parser.add_argument("--ours_only", action="store_true",
+                        help="Time only our CRF (A/B between two checkouts).")
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -89,20 +95,25 @@ def main():
             return np.array(crf.inference(10)).reshape(classes, height, width).argmax(0)
 
         ours_labels, ref_labels = ours(), reference()  # warm-up (tracing / compile)
-        times = {"ours": [], "pydensecrf": []}
+        times = {"ours": []} if args.ours_only else {"ours": [], "pydensecrf": []}
         for _ in range(args.reps):
-            for key, fn_ in (("ours", ours), ("pydensecrf", reference)):
+            for key, fn_ in ((k, ours if k == "ours" else reference) for k in times):
                 start = time.perf_counter()
                 fn_()
                 times[key].append(time.perf_counter() - start)
         med = {k: statistics.median(v) for k, v in times.items()}
         results[preset] = dict(
-            median_s=med, ratio=med["ours"] / med["pydensecrf"],
+            median_s=med, min_s={k: min(v) for k, v in times.items()},
             agreement=float((ours_labels == ref_labels).mean()),
             changed_by_pydensecrf=float((ref_labels != probs.argmax(-1)).mean()), times_s=times)
+        agreement = f"agreement {results[preset]['agreement']:.4f}"
+        if args.ours_only:
+            print(f"{preset}: ours median {med['ours']:.3f} s, min {min(times['ours']):.3f} s, "
+                  + agreement)
+            continue
+        results[preset]["ratio"] = med["ours"] / med["pydensecrf"]
         print(f"{preset}: ours {med['ours']:.2f} s, pydensecrf {med['pydensecrf']:.2f} s, "
-              f"ratio {results[preset]['ratio']:.2f}, agreement "
-              f"{results[preset]['agreement']:.4f}")
+              f"ratio {results[preset]['ratio']:.2f}, " + agreement)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     print("RESULT_JSON " + json.dumps(dict(
