@@ -95,9 +95,10 @@ def main():
             return np.array(crf.inference(10)).reshape(classes, height, width).argmax(0)
 
         ours_labels, ref_labels = ours(), reference()  # warm-up (tracing / compile)
-        times = {"ours": []} if args.ours_only else {"ours": [], "pydensecrf": []}
+        contenders = {"ours": ours} if args.ours_only else {"ours": ours, "pydensecrf": reference}
+        times = {key: [] for key in contenders}
         for _ in range(args.reps):
-            for key, fn_ in ((k, ours if k == "ours" else reference) for k in times):
+            for key, fn_ in contenders.items():
                 start = time.perf_counter()
                 fn_()
                 times[key].append(time.perf_counter() - start)

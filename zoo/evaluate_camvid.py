@@ -51,8 +51,10 @@ CRF_GRID = ((1, (20.0, 40.0, 67.0, 100.0)),   # theta_alpha (pixels)
             (3, (1.0, 3.0)))                   # w2, smoothness weight
 
 
-def _ordinal(k):
-    return {1: "", 2: "second", 3: "third", 4: "fourth"}.get(k, f"{k}th")
+def _every(k):
+    """'every val image', 'every third val image', ..."""
+    ordinal = {1: "", 2: "second ", 3: "third ", 4: "fourth "}.get(k, f"{k}th ")
+    return f"every {ordinal}val image"
 
 
 def confusion(labels_list, masks, num_classes, ignore_label, class_names):
@@ -182,7 +184,7 @@ def main(argv):
     crf_search = {
         "description": (f"Coordinate search from {CRF_START} (the DeepLab ResNet-101 VOC "
                         f"preset) over each parameter in turn, 10 mean-field iterations, on "
-                        f"every {_ordinal(_CRF_SUBSET.value)} val image ({len(subset)} "
+                        f"{_every(_CRF_SUBSET.value)} ({len(subset)} "
                         f"images; without the CRF they score {100 * no_crf_subset:.2f})."),
         "trials": [{"crf": list(p), "miou": s} for p, s in tried.items()],
         "best": list(best), "subset_images": len(subset), "no_crf_miou": no_crf_subset}

@@ -35,6 +35,17 @@ _STORAGE = flags.DEFINE_enum("storage", "float16", ["float16", "float32"], "Weig
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def stage_batch_size(run):
+    """The batch size of a training run: the flags `deeplab-keras train` records in run.json;
+    for a run.json written before it recorded them, the command line, else the CLI's default."""
+    recorded = run.get("flags") or {}
+    if "batch_size" in recorded:
+        return int(recorded["batch_size"])
+    from deeplab_keras import cli
+
+    return int(command_flags(run["command"]).get("batch_size", cli.FLAGS["batch_size"].default))
+
+
 def command_flags(command):
     """`{flag: value}` of a `deeplab-keras ...` command line."""
     import shlex
@@ -61,7 +72,7 @@ def stage_record(folder):
                              "`deeplab-keras train` output folder?") from e
 
     run, metrics = read("run.json"), read("metrics_val.json")
-    batch = int(command_flags(run["command"]).get("batch_size", 8))
+    batch = stage_batch_size(run)
     return {"command": run["command"], "steps": int(metrics["steps"]), "batch_size": batch,
             "epochs": int(metrics["steps"]) * batch / _TRAIN_IMAGES.value,
             "minutes": float(metrics["train_minutes"]), "val_miou": float(metrics["miou"]),

@@ -86,8 +86,9 @@ def _check_key_space(size):
 
 
 def _simplex_keys(elevated):
-    """`_simplex` plus each pixel's simplex key, compiled by XLA (one fused pass instead of ~100
-    TensorFlow ops over [N] vectors; 6x faster on CPU). Returns (rem0, rank, bary, keys, size).
+    """`_simplex` plus each pixel's simplex key: (rem0, rank, bary, keys, key-space size).
+    Run through `_compiled_simplex_keys` (XLA: one fused pass instead of ~100 TensorFlow ops
+    over [N] vectors, 6x faster on CPU).
 
     The lift `_elevate` stays outside: XLA's matmul rounds differently, which would move pixels
     that sit exactly on a simplex boundary away from the "sort" build's choice."""
