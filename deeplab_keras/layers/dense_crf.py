@@ -68,7 +68,7 @@ class DenseCRF(keras.layers.Layer):
     differentiable with respect to the logits (and the learnable weights).
 
     Speed (BENCHMARKS.md, 500x375, 21 labels, 2 CPU cores): on TensorFlow
-    about 0.6x pydensecrf's time; on JAX on a CPU about 10x slower than
+    0.6-0.7x pydensecrf's time; on JAX on a CPU about 10x slower than
     pydensecrf (XLA's CPU scatter is slow, and under `jit` the lattice is
     padded to its bound), so on CPUs run the CRF on TensorFlow.
 
