@@ -23,8 +23,7 @@ import statistics
 import sys
 import time
 
-PRESETS = {"deeplab_resnet101_voc": (4.0, 67.0, 3.0, 3.0, 1.0),
-           "pydensecrf_readme": (10.0, 80.0, 13.0, 3.0, 3.0)}
+PRESET_NAMES = ("deeplab_resnet101_voc", "pydensecrf_readme")
 
 
 def main():
@@ -43,6 +42,7 @@ def main():
     from PIL import Image
     from pydensecrf.utils import unary_from_softmax
 
+    from deeplab_keras.crf.params import preset
     from deeplab_keras.layers import DenseCRF
 
     width, height = (int(v) for v in args.size.split("x"))
@@ -70,9 +70,9 @@ def main():
     log_probs = np.log(probs)[None]
     image_f = image[None].astype(np.float32)
     results = {}
-    for preset, (w1, ta, tb, w2, tg) in PRESETS.items():
-        layer = DenseCRF(appearance_weight=w1, theta_alpha=ta, theta_beta=tb,
-                         smoothness_weight=w2, theta_gamma=tg, iterations=10)
+    for preset_name in PRESET_NAMES:
+        w1, ta, tb, w2, tg = preset(preset_name)
+        layer = DenseCRF.from_params(preset(preset_name), iterations=10)
         if args.backend == "tensorflow":
             import tensorflow as tf
 
@@ -103,18 +103,19 @@ def main():
                 fn_()
                 times[key].append(time.perf_counter() - start)
         med = {k: statistics.median(v) for k, v in times.items()}
-        results[preset] = dict(
+        results[preset_name] = dict(
             median_s=med, min_s={k: min(v) for k, v in times.items()},
             agreement=float((ours_labels == ref_labels).mean()),
             changed_by_pydensecrf=float((ref_labels != probs.argmax(-1)).mean()), times_s=times)
-        agreement = f"agreement {results[preset]['agreement']:.4f}"
+        agreement = f"agreement {results[preset_name]['agreement']:.4f}"
         if args.ours_only:
-            print(f"{preset}: ours median {med['ours']:.3f} s, min {min(times['ours']):.3f} s, "
+            print(f"{preset_name}: ours median {med['ours']:.3f} s, "
+                  f"min {min(times['ours']):.3f} s, "
                   + agreement)
             continue
-        results[preset]["ratio"] = med["ours"] / med["pydensecrf"]
-        print(f"{preset}: ours {med['ours']:.2f} s, pydensecrf {med['pydensecrf']:.2f} s, "
-              f"ratio {results[preset]['ratio']:.2f}, " + agreement)
+        results[preset_name]["ratio"] = med["ours"] / med["pydensecrf"]
+        print(f"{preset_name}: ours {med['ours']:.2f} s, pydensecrf {med['pydensecrf']:.2f} s, "
+              f"ratio {results[preset_name]['ratio']:.2f}, " + agreement)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     print("RESULT_JSON " + json.dumps(dict(

@@ -1,5 +1,9 @@
 """deeplab-keras: the DeepLab family (v1, v2, v3, v3+) for Keras 3.
 
+`import deeplab_keras` is cheap: submodules and the functions below load on first use (it
+imports neither keras nor TensorFlow), and the package's Keras classes are registered for
+`keras.saving.load_model` as soon as keras is imported (`deeplab_keras.keras_objects`).
+
 Example:
 
 ```python
@@ -9,24 +13,18 @@ logits = model.predict(images)  # RGB float32 in 0..255, any size -> logits at i
 ```
 """
 
-from deeplab_keras import backbones
-from deeplab_keras import convert
-from deeplab_keras import data
-from deeplab_keras import evaluation
-from deeplab_keras import layers
-from deeplab_keras import models
-from deeplab_keras import ops
-from deeplab_keras import train
-from deeplab_keras import visualize
-from deeplab_keras import weights
-from deeplab_keras.inference import Segmentation
-from deeplab_keras.inference import segment
+from deeplab_keras import keras_objects
+from deeplab_keras import lazy
 from deeplab_keras.version import __version__
-from deeplab_keras.weights.loading import load_model
-from deeplab_keras.weights.registry import get_record
-from deeplab_keras.weights.registry import list_models
-from deeplab_keras.weights.registry import model_card
 
-__all__ = ["Segmentation", "__version__", "backbones", "convert", "data", "evaluation",
-           "get_record", "layers", "list_models", "load_model", "model_card", "models", "ops",
-           "segment", "train", "visualize", "weights"]
+__getattr__, __dir__, _lazy_names = lazy.attach(
+    __name__,
+    submodules=("assets", "backbones", "convert", "crf", "data", "evaluation", "files",
+                "inference", "labels", "layers", "models", "ops", "train", "visualize",
+                "weights"),
+    names={"Segmentation": "inference", "segment": "inference", "load_model": "weights.loading",
+           "get_record": "weights.registry", "list_models": "weights.registry",
+           "model_card": "weights.cards"})
+__all__ = ["__version__", *_lazy_names]
+
+keras_objects.watch()

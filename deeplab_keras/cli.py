@@ -25,7 +25,8 @@ import time
 from absl import app
 from absl import flags
 
-from deeplab_keras.weights.download import write_json_atomic
+from deeplab_keras.files import atomic_path
+from deeplab_keras.files import write_json_atomic
 
 COMMANDS = ("train", "evaluate", "predict")
 # A private flag registry: the CLI's flags (--model, --output_dir, ...) never clash with flags
@@ -162,19 +163,16 @@ def _layout():
 
 
 def _load_or_build_model(num_classes):
-    import keras
-
-    from deeplab_keras import models
+    from deeplab_keras.models import factory
+    from deeplab_keras.weights import loading
 
     if _MODEL.value.endswith(".keras"):
         if not os.path.isfile(_MODEL.value):
             raise app.UsageError(f"--model {_MODEL.value!r}: no such file.")
-        return keras.saving.load_model(_MODEL.value, safe_mode=True, compile=False)
+        return loading.load_keras_file(_MODEL.value, compile=False)
     if _is_registry_name(_MODEL.value):
-        import deeplab_keras
-
-        return deeplab_keras.load_model(_MODEL.value, num_classes=num_classes)
-    return models.build(_MODEL.value, num_classes)
+        return loading.load_model(_MODEL.value, num_classes=num_classes)
+    return factory.build(_MODEL.value, num_classes)
 
 
 def _is_registry_name(name):
@@ -277,23 +275,8 @@ def _tensorboard_callbacks(log_dir, val_examples, layout, num_classes, scales):
 
 
 def _atomic_save(model, path):
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _report(model, examples, layout, num_classes, scales, output_dir, split, extra_info=None):
@@ -341,7 +324,7 @@ def evaluate(output_dir):
 
 def predict(output_dir):
     """Segments `--images` with `--model`; writes mask, overlay and panel PNGs."""
-    from deeplab_keras.inference import segment_and_save
+    from deeplab_keras.visualize import segment_and_save
 
     if not _IMAGES.value:
         raise app.UsageError("predict needs --images (a glob).")

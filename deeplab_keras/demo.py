@@ -32,14 +32,6 @@ _IMAGES = flags.DEFINE_string("images", None,
                               "Glob of images to segment; default: the bundled examples.")
 _CRF = flags.DEFINE_bool("crf", True, "Also write the CRF-refined masks.")
 
-EXAMPLES_DIR = os.path.join(os.path.dirname(__file__), "assets", "examples")
-
-
-def example_images():
-    """Paths of the bundled example images (three CamVid val frames, research use)."""
-    return sorted(glob.glob(os.path.join(EXAMPLES_DIR, "*.jpg")))
-
-
 def load(name):
     import deeplab_keras
 
@@ -47,12 +39,12 @@ def load(name):
 
 
 def class_names(model):
-    from deeplab_keras import visualize
+    from deeplab_keras.data import classes
 
     record = getattr(model, "weight_record", None)
     if record is not None:
         return record.class_names
-    return visualize.CAMVID_CLASSES
+    return classes.CAMVID_CLASSES
 
 
 def compare_picture(image, plain, refined, names, palette):
@@ -71,10 +63,10 @@ def compare_picture(image, plain, refined, names, palette):
 
 
 def palette_of(model):
-    from deeplab_keras import visualize
+    from deeplab_keras.data import classes
 
     record = getattr(model, "weight_record", None)
-    return record.palette_array() if record is not None else visualize.CAMVID_PALETTE
+    return record.palette_array() if record is not None else classes.CAMVID_PALETTE
 
 
 def main(argv):
@@ -82,20 +74,20 @@ def main(argv):
     import keras
     from PIL import Image
 
+    from deeplab_keras import assets
     from deeplab_keras import inference
+    from deeplab_keras import visualize
 
-    paths = sorted(glob.glob(_IMAGES.value)) if _IMAGES.value else example_images()
+    paths = sorted(glob.glob(_IMAGES.value)) if _IMAGES.value else assets.example_images()
     if not paths:
-        print(f"No images matched {_IMAGES.value or EXAMPLES_DIR!r}.", file=sys.stderr)
+        print(f"No images matched {_IMAGES.value or assets.EXAMPLES_DIR!r}.", file=sys.stderr)
         return 1
     model = load(_MODEL.value)
     record = getattr(model, "weight_record", None)
     crf = None
     if _CRF.value:
         crf = inference.resolve_crf(True, record)
-    crf_text = (f"dense CRF (w1, theta_alpha, theta_beta, w2, theta_gamma) = "
-                f"({crf.appearance_weight:g}, {crf.theta_alpha:g}, {crf.theta_beta:g}, "
-                f"{crf.smoothness_weight:g}, {crf.theta_gamma:g})" if crf else "no CRF")
+    crf_text = f"dense CRF {crf.params.describe()}" if crf else "no CRF"
     print(f"Loaded {_MODEL.value}: {model.count_params():,} parameters, backend "
           f"{keras.backend.backend()}; {crf_text}. Segmenting {len(paths)} image(s):")
     names = class_names(model)
@@ -107,14 +99,14 @@ def main(argv):
         start = time.perf_counter()
         plain = inference.segment(model, image)[0]
         plain_seconds = time.perf_counter() - start
-        written += inference.save_segmentation(plain, image, output_dir, stem)
+        written += visualize.save_segmentation(plain, image, output_dir, stem)
         refined, line = None, ""
         if crf is not None:
             start = time.perf_counter()
             refined = inference.segment(model, image, crf=crf)[0]
             line = (f"; with CRF {time.perf_counter() - start:.2f} s, "
                     f"{100 * (refined.labels != plain.labels).mean():.1f}% of pixels changed")
-            written += inference.save_segmentation(refined, image, output_dir, stem, "crf")
+            written += visualize.save_segmentation(refined, image, output_dir, stem, "crf")
         compare = os.path.join(output_dir, f"{stem}_compare.png")
         Image.fromarray(compare_picture(image, plain, refined, names, palette_of(model))).save(
             compare)

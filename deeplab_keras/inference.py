@@ -1,11 +1,22 @@
-"""Inference: `segment` turns images into label maps, colour masks and overlays."""
+"""Inference: `segment` turns images into label maps, colour masks and overlays.
+
+Example:
+
+```python
+import deeplab_keras as dk
+model = dk.load_model("deeplabv3plus_mobilenetv2_camvid")
+result = dk.segment(model, "street.jpg", crf=True)[0]
+result.labels, result.color_mask, result.overlay
+```
+"""
 
 import dataclasses
 import os
 
 import numpy as np
 
-from deeplab_keras import visualize
+from deeplab_keras.crf import params as crf_params
+from deeplab_keras.data import classes
 
 
 @dataclasses.dataclass
@@ -86,20 +97,16 @@ def resolve_crf(crf, record=None):
         return None
     from deeplab_keras.layers import DenseCRF
 
-    if crf is True:
-        crf = record.crf if record is not None and record.crf else None
-        if crf is None:
-            return DenseCRF()
-    if isinstance(crf, str):
-        return DenseCRF.from_preset(crf)
     if isinstance(crf, DenseCRF):
         return crf
-    if isinstance(crf, (tuple, list)) and len(crf) == 5:
-        w1, theta_alpha, theta_beta, w2, theta_gamma = (float(v) for v in crf)
-        return DenseCRF(appearance_weight=w1, theta_alpha=theta_alpha, theta_beta=theta_beta,
-                        smoothness_weight=w2, theta_gamma=theta_gamma)
+    if crf is True:
+        if record is None or not record.crf:
+            return DenseCRF()
+        crf = record.crf
+    if isinstance(crf, (str, tuple, list)):
+        return DenseCRF.from_params(crf)
     raise TypeError("segment: `crf` must be None, True, a preset name "
-                    f"({sorted(DenseCRF.presets())}), five numbers (w1, theta_alpha, "
+                    f"({sorted(crf_params.PRESETS)}), five numbers (w1, theta_alpha, "
                     f"theta_beta, w2, theta_gamma) or a DenseCRF layer; received {crf!r}.")
 
 
@@ -118,7 +125,7 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
             (`load_model` entries), else CamVid's for 11 classes, else PASCAL VOC's.
         alpha: weight of the mask in the overlay.
         scales, flip: multi-scale and flipped inference: softmax averaged over the passes
-            (see `deeplab_keras.evaluation.predict_logits`); its log feeds the CRF.
+            (see `deeplab_keras.evaluation.predict_probabilities`); its log feeds the CRF.
 
     Example:
 
@@ -126,7 +133,7 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
     import deeplab_keras as dk
     model = dk.models.DeepLabV3Plus(backbone="mobilenetv2", num_classes=11)
     result = dk.segment(model, "street.jpg", crf="deeplab_resnet101_voc")[0]
-    result.labels.shape, result.class_fractions(dk.visualize.CAMVID_CLASSES)
+    result.labels.shape, result.class_fractions(dk.data.classes.CAMVID_CLASSES)
     ```
     """
     import keras
@@ -134,10 +141,12 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
     crf_layer = resolve_crf(crf, getattr(model, "weight_record", None))
     results = []
     for image, source in _as_image_list(images):
+        probabilities = None
         if tuple(scales) != (1.0,) or flip:
-            from deeplab_keras.evaluation import predict_logits
+            from deeplab_keras.evaluation import predict_probabilities
 
-            probabilities = np.asarray(predict_logits(model, image, scales=scales, flip=flip))
+            # Fused in probability space; their log is a valid logit for the argmax and CRF.
+            probabilities = predict_probabilities(model, image, scales=scales, flip=flip)
             logits = np.log(np.clip(probabilities, 1e-12, None))
         else:
             logits = np.asarray(model.predict_on_batch(image[None]))[0]
@@ -147,13 +156,15 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
                              "upsample_logits=True.")
         if crf_layer is not None:
             logits = np.asarray(crf_layer([logits[None].astype(np.float32), image[None]]))[0]
-        probabilities = np.asarray(keras.ops.softmax(logits.astype(np.float32), axis=-1))
+            probabilities = None
+        if probabilities is None:
+            probabilities = np.asarray(keras.ops.softmax(logits.astype(np.float32), axis=-1))
         labels = np.argmax(logits, axis=-1).astype(np.int32)
         colors = _palette(palette, logits.shape[-1], getattr(model, "weight_record", None))
-        color_mask = visualize.colorize(labels, colors)
+        color_mask = classes.colorize(labels, colors)
         results.append(Segmentation(
             labels=labels, color_mask=color_mask,
-            overlay=visualize.overlay(np.clip(image, 0, 255).astype(np.uint8), color_mask, alpha),
+            overlay=overlay(np.clip(image, 0, 255).astype(np.uint8), color_mask, alpha),
             probabilities=probabilities, source=source))
     return results
 
@@ -167,12 +178,30 @@ def _palette(palette, num_classes, record=None):
             raise ValueError(f"segment: `palette` must be [>= {num_classes}, 3] uint8; received "
                              f"shape {palette.shape}.")
         return palette
-    if num_classes == len(visualize.CAMVID_PALETTE):
-        return visualize.CAMVID_PALETTE
-    return visualize.voc_palette(max(num_classes, 256))
+    if num_classes == len(classes.CAMVID_PALETTE):
+        return classes.CAMVID_PALETTE
+    return classes.voc_palette(max(num_classes, 256))
+
+
+def overlay(image, color_mask, alpha=0.5):
+    """Blends an RGB uint8 image with a colour mask (`alpha` = mask weight).
+
+    Example:
+
+    ```python
+    blended = overlay(image, deeplab_keras.data.classes.colorize(labels), alpha=0.5)
+    ```
+    """
+    image = np.asarray(image, np.float32)
+    if image.shape != np.shape(color_mask):
+        raise ValueError(f"image {image.shape} and mask {np.shape(color_mask)} differ in shape.")
+    blended = (1 - alpha) * image + alpha * np.asarray(color_mask, np.float32)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def load_rgb(path):
+    """An image file as uint8 RGB `[H, W, 3]` (EXIF rotation applied); ValueError naming the
+    file when it cannot be read."""
     from PIL import Image
     from PIL import ImageOps
 
@@ -184,34 +213,4 @@ def load_rgb(path):
         raise ValueError(f"Cannot read image {path!r}: {err}. Is it a valid image file?") from err
 
 
-def save_segmentation(result, image, output_dir, stem, tag=None):
-    """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png`; returns the paths."""
-    from PIL import Image
-
-    os.makedirs(output_dir, exist_ok=True)
-    base = f"{stem}_{tag}" if tag else stem
-    written = []
-    for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
-                            ("panel", visualize.panel([np.asarray(image, np.uint8),
-                                                       result.color_mask, result.overlay]))):
-        out = os.path.join(output_dir, f"{base}_{suffix}.png")
-        Image.fromarray(picture).save(out)
-        written.append(out)
-    return written
-
-
-def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False, tag=None):
-    """Segments each image and writes `<stem>[_<tag>]_mask.png`, `_overlay.png`, `_panel.png`."""
-    import time
-
-    written = []
-    for path in paths:
-        start = time.perf_counter()
-        result = segment(model, path, crf=crf, scales=scales, flip=flip)[0]
-        seconds = time.perf_counter() - start
-        image = load_rgb(path)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        written += save_segmentation(result, image, output_dir, stem, tag)
-        print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
-              f"{len(np.unique(result.labels))} classes predicted, {seconds:.2f} s")
-    return written
+__all__ = ["Segmentation", "load_rgb", "overlay", "resolve_crf", "segment"]

@@ -1,59 +1,16 @@
-"""Colour-coded masks, overlays and side-by-side panels for label maps."""
+"""Pictures of segmentations: side-by-side panels, legends, titles, and the PNGs that
+`deeplab-keras predict` and the demo write.
+
+Colours come from `deeplab_keras.data.classes` (`colorize`, the palettes); the colour mask and
+overlay of one image are made by `deeplab_keras.inference.segment`.
+"""
+
+import os
+import time
 
 import numpy as np
 
-# CamVid's customary colours, label 0..10; 11 (void) is black.
-CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence",
-                  "car", "pedestrian", "bicyclist")
-CAMVID_PALETTE = np.array([
-    [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-    [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192],
-], np.uint8)
-
-
-def voc_palette(num_classes=256):
-    """The PASCAL VOC colour map (bit-interleaved label -> RGB), `[num_classes, 3]` uint8."""
-    palette = np.zeros((num_classes, 3), np.uint8)
-    for label in range(num_classes):
-        value, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= ((value >> 0) & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette[label] = (r, g, b)
-    return palette
-
-
-def colorize(labels, palette=None, ignore_color=(0, 0, 0)):
-    """Maps an integer label map `[H, W]` to an RGB image `[H, W, 3]` uint8.
-
-    Labels outside the palette (e.g. an ignore label) get `ignore_color`.
-
-    Example:
-
-    ```python
-    rgb = colorize(np.array([[0, 1], [2, 255]]))
-    ```
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"`labels` must be a 2-D label map; received shape {labels.shape}.")
-    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
-    out = np.empty(labels.shape + (3,), np.uint8)
-    out[:] = np.asarray(ignore_color, np.uint8)
-    inside = (labels >= 0) & (labels < len(palette))
-    out[inside] = palette[labels[inside]]
-    return out
-
-
-def overlay(image, color_mask, alpha=0.5):
-    """Blends an RGB uint8 image with a colour mask (`alpha` = mask weight)."""
-    image = np.asarray(image, np.float32)
-    if image.shape != np.shape(color_mask):
-        raise ValueError(f"image {image.shape} and mask {np.shape(color_mask)} differ in shape.")
-    blended = (1 - alpha) * image + alpha * np.asarray(color_mask, np.float32)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+from deeplab_keras import inference
 
 
 def panel(images, gap=4):
@@ -76,7 +33,8 @@ def legend(class_names, palette, width, present=None, swatch=14):
     Example:
 
     ```python
-    strip = legend(CAMVID_CLASSES, CAMVID_PALETTE, width=480)
+    from deeplab_keras.data import classes
+    strip = legend(classes.CAMVID_CLASSES, classes.CAMVID_PALETTE, width=480)
     ```
     """
     from PIL import Image
@@ -116,3 +74,50 @@ def stack(pictures, gap=4):
                                axis=1)
         parts += [p, np.full((gap, width, 3), 255, np.uint8)]
     return np.concatenate(parts[:-1], axis=0)
+
+
+def save_segmentation(result, image, output_dir, stem, tag=None):
+    """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png`; returns the paths.
+
+    Example:
+
+    ```python
+    image = deeplab_keras.inference.load_rgb("street.jpg")
+    result = deeplab_keras.segment(model, image)[0]
+    save_segmentation(result, image, "predictions", "street")
+    ```
+    """
+    from PIL import Image
+
+    os.makedirs(output_dir, exist_ok=True)
+    base = f"{stem}_{tag}" if tag else stem
+    written = []
+    for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
+                            ("panel", panel([np.asarray(image, np.uint8), result.color_mask,
+                                             result.overlay]))):
+        out = os.path.join(output_dir, f"{base}_{suffix}.png")
+        Image.fromarray(picture).save(out)
+        written.append(out)
+    return written
+
+
+def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False, tag=None):
+    """Segments each image file (decoded once) and writes its mask, overlay and panel PNGs.
+
+    Example:
+
+    ```python
+    segment_and_save(model, ["a.jpg", "b.jpg"], "predictions", crf=True)
+    ```
+    """
+    written = []
+    for path in paths:
+        image = inference.load_rgb(path)
+        start = time.perf_counter()
+        result = inference.segment(model, image, crf=crf, scales=scales, flip=flip)[0]
+        seconds = time.perf_counter() - start
+        stem = os.path.splitext(os.path.basename(path))[0]
+        written += save_segmentation(result, image, output_dir, stem, tag)
+        print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
+              f"{len(np.unique(result.labels))} classes predicted, {seconds:.2f} s")
+    return written

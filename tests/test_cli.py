@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab_keras import assets
 from deeplab_keras import cli
 
 
@@ -93,10 +94,9 @@ def test_evaluate_and_predict(trained, tmp_path, capsys):
 
 
 def test_predict_with_the_bundled_model_and_its_crf(tmp_path, capsys):
-    from deeplab_keras import demo
 
     small = tmp_path / "street.png"  # a half-size example keeps the CRF quick
-    Image.open(demo.example_images()[0]).resize((240, 180)).save(small)
+    Image.open(assets.example_images()[0]).resize((240, 180)).save(small)
     out = tmp_path / "out"
     assert _run("predict", "--model", "deeplabv3plus_mobilenetv2_camvid", "--images",
                 str(small), "--output_dir", str(out), "--crf", "model") == 0

@@ -16,13 +16,13 @@ import pytest
 
 from deeplab_keras import models
 from deeplab_keras.convert import caffe_proto
-from deeplab_keras.convert.caffe import CaffeModelError
 from deeplab_keras.convert.caffe import expected_caffe_layers
 from deeplab_keras.convert.caffe import from_caffemodel
-from deeplab_keras.convert.caffe import parse_caffemodel
-from deeplab_keras.convert.caffe import read_caffemodel
-from deeplab_keras.convert.caffe import read_caffemodel_layers
-from deeplab_keras.convert.caffe import write_caffemodel
+from deeplab_keras.convert.caffe_files import CaffeModelError
+from deeplab_keras.convert.caffe_files import parse_caffemodel
+from deeplab_keras.convert.caffe_files import read_caffemodel
+from deeplab_keras.convert.caffe_files import read_caffemodel_layers
+from deeplab_keras.convert.caffe_files import write_caffemodel
 from deeplab_keras.convert.common import ConversionError
 
 # A converter is a numpy mapping onto Keras variables, the same on every backend; building the

@@ -4,14 +4,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab_keras import assets
 from deeplab_keras import demo
 from deeplab_keras import inference
 from deeplab_keras import models
 from deeplab_keras import visualize
+from deeplab_keras.data import classes
 
 
 def test_bundled_examples_exist_and_load():
-    paths = demo.example_images()
+    paths = assets.example_images()
     assert len(paths) >= 3
     for path in paths:
         image = inference.load_rgb(path)
@@ -23,13 +25,13 @@ def test_segment_and_save_writes_pictures(tmp_path):
                              aspp_filters=8,
                              backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
                                                   stem_filters=4))
-    written = inference.segment_and_save(model, demo.example_images()[:1], str(tmp_path))
+    written = visualize.segment_and_save(model, assets.example_images()[:1], str(tmp_path))
     assert len(written) == 3
     mask = np.asarray(Image.open(written[0]))
-    image = inference.load_rgb(demo.example_images()[0])
+    image = inference.load_rgb(assets.example_images()[0])
     assert mask.shape == image.shape
     colours = {tuple(c) for c in mask.reshape(-1, 3)}
-    assert colours <= {tuple(c) for c in visualize.CAMVID_PALETTE}
+    assert colours <= {tuple(c) for c in classes.CAMVID_PALETTE}
 
 
 def test_bad_image_is_a_clear_error(tmp_path):
@@ -40,17 +42,17 @@ def test_bad_image_is_a_clear_error(tmp_path):
 
 
 def test_colorize_overlay_panel():
-    palette = visualize.voc_palette()
+    palette = classes.voc_palette()
     assert tuple(palette[1]) == (128, 0, 0) and tuple(palette[15]) == (192, 128, 128)
     labels = np.array([[0, 1], [2, 255]])
-    rgb = visualize.colorize(labels, palette[:21])
+    rgb = classes.colorize(labels, palette[:21])
     assert tuple(rgb[1, 1]) == (0, 0, 0) and tuple(rgb[0, 1]) == (128, 0, 0)
     image = np.full((2, 2, 3), 200, np.uint8)
-    blend = visualize.overlay(image, rgb, alpha=0.5)
+    blend = inference.overlay(image, rgb, alpha=0.5)
     assert tuple(blend[0, 1]) == (164, 100, 100)
     assert visualize.panel([image, rgb]).shape == (2, 8, 3)
     with pytest.raises(ValueError, match="2-D"):
-        visualize.colorize(np.zeros((2, 2, 2), int))
+        classes.colorize(np.zeros((2, 2, 2), int))
 
 
 def _run_demo(args):
@@ -82,7 +84,7 @@ def test_demo_main_on_tiny_images(tmp_path, monkeypatch):
 
 def test_demo_main_job_with_the_bundled_model(tmp_path, capsys):
     """The README's main job on one bundled example: real model, with and without CRF."""
-    example = demo.example_images()[0]
+    example = assets.example_images()[0]
     assert _run_demo([f"--images={example}", f"--output_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert "deeplabv3plus_mobilenetv2_camvid" in out and str(tmp_path) in out
@@ -96,12 +98,12 @@ def test_demo_main_job_with_the_bundled_model(tmp_path, capsys):
 
 
 def test_legend_titled_stack():
-    strip = visualize.legend(visualize.CAMVID_CLASSES, visualize.CAMVID_PALETTE, 300,
+    strip = visualize.legend(classes.CAMVID_CLASSES, classes.CAMVID_PALETTE, 300,
                              present={0, 3})
     assert strip.shape[1] == 300 and strip.dtype == np.uint8
     colours = {tuple(c) for c in strip.reshape(-1, 3)}
-    assert tuple(visualize.CAMVID_PALETTE[3]) in colours
-    assert tuple(visualize.CAMVID_PALETTE[8]) not in colours
+    assert tuple(classes.CAMVID_PALETTE[3]) in colours
+    assert tuple(classes.CAMVID_PALETTE[8]) not in colours
     titled = visualize.titled(np.zeros((10, 20, 3), np.uint8), "x", height=16)
     assert titled.shape == (26, 20, 3)
     stacked = visualize.stack([np.zeros((5, 10, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])

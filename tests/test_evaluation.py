@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from deeplab_keras import evaluation
-from deeplab_keras import train
 from deeplab_keras.ops import resize_bilinear
 
 
@@ -51,7 +50,7 @@ def test_evaluate_matches_confusion_matrix_of_predictions():
     model = pointwise_model()
     examples = list(one_hot_examples(2, size=(9, 11)))
     result = evaluation.evaluate(model, examples, num_classes=3, progress=False)
-    cm = train.ConfusionMatrix(3)
+    cm = evaluation.ConfusionMatrix(3)
     for _, image, mask in examples:
         logits = keras.ops.convert_to_numpy(model(image[None].astype("float32")))[0]
         cm.update(mask, logits.argmax(-1))
@@ -83,14 +82,13 @@ def test_failing_image_raises_with_its_name_and_nothing_is_skipped():
 def test_sliding_window_equals_full_image_for_a_pointwise_model(crop, stride):
     model = pointwise_model()
     image = np.random.default_rng(1).uniform(0, 255, (23, 30, 3)).astype("float32")
-    full = evaluation.predict_logits(model, image, output="logits")
-    tiled = evaluation.predict_logits(model, image, crop_size=crop, stride=stride,
-                                      batch_size=3, output="logits")
+    full = evaluation.predict_logits(model, image)
+    tiled = evaluation.predict_logits(model, image, crop_size=crop, stride=stride, batch_size=3)
     np.testing.assert_allclose(tiled, full, atol=1e-5)
     np.testing.assert_allclose(
-        evaluation.predict_logits(model, image, scales=(0.75, 1.25), flip=True, crop_size=crop,
-                                  stride=stride),
-        evaluation.predict_logits(model, image, scales=(0.75, 1.25), flip=True), atol=1e-5)
+        evaluation.predict_probabilities(model, image, scales=(0.75, 1.25), flip=True,
+                                         crop_size=crop, stride=stride),
+        evaluation.predict_probabilities(model, image, scales=(0.75, 1.25), flip=True), atol=1e-5)
 
 
 def test_tiles_cover_the_image_and_stay_inside():
@@ -102,25 +100,28 @@ def test_tiles_cover_the_image_and_stay_inside():
             covered[s:s + crop] = True
         assert covered.all()
     with pytest.raises(ValueError, match="gaps"):
-        evaluation.predict_logits(pointwise_model(), np.zeros((9, 9, 3)), crop_size=4, stride=5)
+        evaluation.predict_probabilities(pointwise_model(), np.zeros((9, 9, 3)), crop_size=4,
+                                         stride=5)
 
 
 def test_multiscale_and_flip_shapes_and_averaging():
     model = pointwise_model()
     image = np.random.default_rng(2).integers(0, 256, (19, 26, 3)).astype(np.uint8)
-    probs = evaluation.predict_logits(model, image, scales=(0.5, 0.75, 1.0, 1.5), flip=True)
+    probs = evaluation.predict_probabilities(model, image, scales=(0.5, 0.75, 1.0, 1.5),
+                                             flip=True)
     assert probs.shape == (19, 26, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     # Single scale without flip, logits: exactly the model's output.
     logits = keras.ops.convert_to_numpy(model(image[None].astype("float32")))[0]
-    np.testing.assert_allclose(evaluation.predict_logits(model, image, output="logits"),
+    np.testing.assert_allclose(evaluation.predict_logits(model, image),
                                logits, atol=1e-6)
     # Flip of a flip-equivariant model changes nothing; on a constant image, neither do scales.
-    np.testing.assert_allclose(evaluation.predict_logits(model, image, flip=True),
-                               evaluation.predict_logits(model, image), atol=1e-6)
+    np.testing.assert_allclose(evaluation.predict_probabilities(model, image, flip=True),
+                               evaluation.predict_probabilities(model, image), atol=1e-6)
     constant = np.full((19, 26, 3), 77, np.uint8)
-    np.testing.assert_allclose(evaluation.predict_logits(model, constant, scales=(0.5, 1.3)),
-                               evaluation.predict_logits(model, constant), atol=1e-6)
+    np.testing.assert_allclose(
+        evaluation.predict_probabilities(model, constant, scales=(0.5, 1.3)),
+        evaluation.predict_probabilities(model, constant), atol=1e-6)
     # Manual two-scale average of softmax probabilities.
     def probs_at(scale):
         size = (int(np.ceil(19 * scale)), int(np.ceil(26 * scale)))
@@ -128,15 +129,17 @@ def test_multiscale_and_flip_shapes_and_averaging():
         up = keras.ops.convert_to_numpy(resize_bilinear(model(x), (19, 26)))[0]
         return keras.ops.convert_to_numpy(keras.ops.softmax(up, axis=-1))
 
-    np.testing.assert_allclose(evaluation.predict_logits(model, image, scales=(0.5, 1.0)),
-                               (probs_at(0.5) + probs_at(1.0)) / 2, atol=1e-5)
+    np.testing.assert_allclose(
+        evaluation.predict_probabilities(model, image, scales=(0.5, 1.0)),
+        (probs_at(0.5) + probs_at(1.0)) / 2, atol=1e-5)
 
 
 def test_low_resolution_logits_are_resized_to_the_image():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, strides=4, padding="same")(inputs))
     image = np.zeros((21, 30, 3), np.uint8)
-    assert evaluation.predict_logits(model, image, crop_size=16).shape == (21, 30, 4)
-    assert evaluation.predict_logits(model, image, scales=(0.5,), flip=True).shape == (21, 30, 4)
+    assert evaluation.predict_probabilities(model, image, crop_size=16).shape == (21, 30, 4)
+    probs = evaluation.predict_probabilities(model, image, scales=(0.5,), flip=True)
+    assert probs.shape == (21, 30, 4)
     with pytest.raises(ValueError, match="one RGB image"):
-        evaluation.predict_logits(model, np.zeros((2, 21, 30, 3)))
+        evaluation.predict_probabilities(model, np.zeros((2, 21, 30, 3)))

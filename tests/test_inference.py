@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import deeplab_keras as dk
-from deeplab_keras import visualize
+from deeplab_keras.data import classes
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_segment_bad_inputs(model):
 
 
 def test_default_palettes():
-    assert visualize.CAMVID_PALETTE.shape == (11, 3)
+    assert classes.CAMVID_PALETTE.shape == (11, 3)
 
 
 def test_segment_multiscale_and_flip(model):

@@ -8,7 +8,7 @@ from PIL import Image
 
 from deeplab_keras import inference
 from deeplab_keras import models
-from deeplab_keras import visualize
+from deeplab_keras.data import classes
 
 CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
 
@@ -24,7 +24,7 @@ def camvid():
 
 def test_palette_matches_camvid_readme(camvid):
     palette = np.asarray(Image.open(os.path.join(camvid, "palette11.png")).convert("RGB"))
-    np.testing.assert_array_equal(palette.reshape(-1, 3)[:11], visualize.CAMVID_PALETTE)
+    np.testing.assert_array_equal(palette.reshape(-1, 3)[:11], classes.CAMVID_PALETTE)
 
 
 def test_tiny_model_segments_real_frames_at_full_size(camvid):

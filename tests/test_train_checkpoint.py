@@ -141,24 +141,23 @@ def test_torn_or_corrupt_newest_checkpoint_is_skipped(tmp_path, damage):
 def test_crash_between_temp_write_and_rename_keeps_previous(tmp_path, monkeypatch):
     model = train_common.make_model()
     ckpt.save_checkpoint(tmp_path, model, 5)
-    commit = ckpt._commit
+    write_state = ckpt._write_state
 
-    def crash_on_state(tmp, final):
-        if final.endswith(".state.npz"):
-            raise KeyboardInterrupt("simulated kill after the temp state file was written")
-        commit(tmp, final)
+    def crash_on_state(tmp, arrays):
+        write_state(tmp, arrays)
+        raise KeyboardInterrupt("simulated kill after the temp state file was written")
 
-    monkeypatch.setattr(ckpt, "_commit", crash_on_state)
+    monkeypatch.setattr(ckpt, "_write_state", crash_on_state)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_checkpoint(tmp_path, model, 10)
-    monkeypatch.setattr(ckpt, "_commit", commit)
+    monkeypatch.setattr(ckpt, "_write_state", write_state)
     # Step 10's weights file is in place but it has no record: not a checkpoint.
     assert os.path.exists(tmp_path / "ckpt-00000010.weights.h5")
     assert ckpt.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-00000005")
     # A real kill also leaves the temp file; the next save removes it.
-    (tmp_path / ".tmp-deadbeef.npz").write_bytes(b"partial")
+    (tmp_path / ".ckpt-00000010.state.npz.deadbeef.partial.npz").write_bytes(b"partial")
     ckpt.save_checkpoint(tmp_path, model, 10)
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    assert not [n for n in os.listdir(tmp_path) if ".partial" in n]
     assert ckpt.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-00000010")
 
 

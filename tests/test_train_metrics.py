@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from deeplab_keras import evaluation
 from deeplab_keras import train
 from deeplab_keras.ops import resize_bilinear
 
@@ -41,7 +42,7 @@ def tiny_conv_model(classes=3):
 
 def test_confusion_matrix_matches_brute_force():
     labels, preds = random_pair(absent=3)
-    cm = train.ConfusionMatrix(5, ignore_label=255)
+    cm = evaluation.ConfusionMatrix(5, ignore_label=255)
     cm.update(labels[:2], preds[:2]).update(labels[2:], preds[2:])
     keep = labels != 255
     expected = np.zeros((5, 5), np.int64)
@@ -57,12 +58,12 @@ def test_confusion_matrix_matches_brute_force():
     table = cm.table(names)
     assert "person" in table and "n/a" in table and f"{100 * cm.miou:.2f}" in table
     assert set(cm.per_class_dict(names)) == set(names)
-    merged = train.ConfusionMatrix(5).merge(cm).merge(cm)
+    merged = evaluation.ConfusionMatrix(5).merge(cm).merge(cm)
     np.testing.assert_array_equal(merged.matrix, 2 * expected)
 
 
 def test_confusion_matrix_rejects_bad_input():
-    cm = train.ConfusionMatrix(3)
+    cm = evaluation.ConfusionMatrix(3)
     with pytest.raises(ValueError, match=r"1 label pixel\(s\) have values \[7\]"):
         cm.update(np.array([[0, 7], [255, 1]]), np.zeros((2, 2), int))
     with pytest.raises(ValueError, match=r"predicted pixel\(s\) have classes \[3\]"):
@@ -83,7 +84,7 @@ def test_streaming_metric_equals_numpy_confusion_matrix(label_mode):
     metric = train.MeanIoU(4, label_mode=label_mode)
     metric.update_state(labels[:2], logits[:2])
     metric.update_state(labels[2:], logits[2:])
-    cm = train.ConfusionMatrix(4)
+    cm = evaluation.ConfusionMatrix(4)
     if label_mode == "upsample_logits":
         up = keras.ops.convert_to_numpy(resize_bilinear(logits, (9, 10)))
         cm.update(labels, np.argmax(up, -1))
@@ -102,7 +103,7 @@ def test_class_id_predictions_and_sample_weight_mask():
     metric = train.MeanIoU(3, from_logits=False)
     weights = np.array([1.0, 0.0, 2.0], "float32")  # image 1 not counted
     metric.update_state(labels, preds, sample_weight=weights)
-    cm = train.ConfusionMatrix(3).update(labels[[0, 2]], preds[[0, 2]])
+    cm = evaluation.ConfusionMatrix(3).update(labels[[0, 2]], preds[[0, 2]])
     np.testing.assert_array_equal(metric.confusion_matrix(), cm.matrix)
 
 
@@ -151,7 +152,8 @@ def test_metric_in_fit_equals_confusion_matrix_of_predictions():
     model.compile(optimizer=keras.optimizers.SGD(0.0),  # weights stay fixed
                   loss=train.SegmentationCrossEntropy(), metrics=[train.MeanIoU(3)])
     history = model.fit(images, labels, batch_size=2, epochs=1, verbose=0, shuffle=False)
-    cm = train.ConfusionMatrix(3).update(labels, np.argmax(model.predict(images, verbose=0), -1))
+    predictions = np.argmax(model.predict(images, verbose=0), -1)
+    cm = evaluation.ConfusionMatrix(3).update(labels, predictions)
     np.testing.assert_allclose(history.history["mean_iou"][0], cm.miou, rtol=1e-5)
     evaluated = model.evaluate(images, labels, batch_size=4, verbose=0, return_dict=True)
     np.testing.assert_allclose(evaluated["mean_iou"], cm.miou, rtol=1e-5)
@@ -183,7 +185,7 @@ def test_metric_and_loss_under_mirrored_strategy():
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
-        from deeplab_keras import train
+        from deeplab_keras import evaluation, train
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         rng = np.random.default_rng(0)
         images = rng.uniform(0, 1, (8, 10, 12, 3)).astype("float32")
@@ -200,7 +202,7 @@ def test_metric_and_loss_under_mirrored_strategy():
                           metrics=[miou])
         history = model.fit(images, labels, batch_size=4, epochs=1, verbose=0, shuffle=False)
         preds = np.argmax(model.predict(images, verbose=0), -1)
-        cm = train.ConfusionMatrix(3).update(labels, preds)
+        cm = evaluation.ConfusionMatrix(3).update(labels, preds)
         assert strategy.num_replicas_in_sync == 2
         assert np.array_equal(miou.confusion_matrix(), cm.matrix), miou.confusion_matrix()
         assert abs(history.history["mean_iou"][0] - cm.miou) < 1e-5

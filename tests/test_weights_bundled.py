@@ -8,9 +8,12 @@ import pytest
 from PIL import Image
 
 import deeplab_keras as dk
-from deeplab_keras import demo
+from deeplab_keras import assets
+from deeplab_keras import files
 from deeplab_keras import inference
-from deeplab_keras.weights import loading
+from deeplab_keras.weights import cache
+from deeplab_keras.weights import cards
+from deeplab_keras.weights import errors
 from deeplab_keras.weights import registry
 
 NAME = "deeplabv3plus_mobilenetv2_camvid"
@@ -26,9 +29,9 @@ def model():
 
 def test_record_points_at_the_bundled_file():
     record = registry.get_record(NAME)
-    path = registry.package_path(record.bundled)
+    path = assets.package_path(record.bundled)
     assert os.path.getsize(path) == record.size <= 32_000_000
-    assert loading._sha256(path) == record.sha256
+    assert files.sha256_file(path) == record.sha256
     assert record.urls == () and record.file_format == "bundled-h5"
     assert NAME in dk.list_models("*_camvid")
 
@@ -45,8 +48,8 @@ def test_loads_offline_without_touching_the_cache(tmp_path, monkeypatch):
 
 
 def test_weights_are_stored_in_float16_and_loaded_as_float32(model):
-    stored = loading.read_converted_weights(
-        registry.package_path(registry.get_record(NAME).bundled))
+    stored = cache.read_converted_weights(
+        assets.package_path(registry.get_record(NAME).bundled))
     kinds = {path.rsplit("/", 1)[-1]: value.dtype for path, value in stored.items()}
     assert kinds["kernel"] == np.float16
     assert kinds["moving_variance"] == np.float32 and kinds["moving_mean"] == np.float32
@@ -59,7 +62,7 @@ def _example_labels(stem):
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_segments_the_bundled_examples_like_their_ground_truth(model, index):
-    path = demo.example_images()[index]
+    path = assets.example_images()[index]
     stem = os.path.splitext(os.path.basename(path))[0]
     truth = _example_labels(stem)
     result = inference.segment(model, path)[0]
@@ -81,7 +84,7 @@ def test_tuned_crf_improves_the_bundled_examples(model):
         # in tests/test_dense_crf.py, and crf=True on JAX just below.
         pytest.skip("quality check of the shipped CRF parameters: runs in the TensorFlow pass")
     gains = []
-    for path in demo.example_images()[:3]:
+    for path in assets.example_images()[:3]:
         truth = _example_labels(os.path.splitext(os.path.basename(path))[0])
         valid = truth != VOID
         plain, refined = (inference.segment(model, path, crf=crf)[0] for crf in (None, True))
@@ -96,7 +99,7 @@ def test_crf_true_takes_the_tuned_parameters(model):
     crf = inference.resolve_crf(True, record)
     assert (crf.appearance_weight, crf.theta_alpha, crf.theta_beta, crf.smoothness_weight,
             crf.theta_gamma) == record.crf
-    image = inference.load_rgb(demo.example_images()[0])[::4, ::4]
+    image = inference.load_rgb(assets.example_images()[0])[::4, ::4]
     plain = inference.segment(model, image)[0]
     refined = inference.segment(model, image, crf=True)[0]
     assert refined.labels.shape == plain.labels.shape
@@ -108,12 +111,12 @@ def test_corrupt_or_missing_bundled_file_is_refused(tmp_path, monkeypatch):
     copy = tmp_path / "deeplab_keras"
     target = copy / record.bundled
     target.parent.mkdir(parents=True)
-    shutil.copy(registry.package_path(record.bundled), target)
+    shutil.copy(assets.package_path(record.bundled), target)
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    monkeypatch.setattr(registry, "PACKAGE_DIR", str(copy))
-    with pytest.raises(loading.WeightsIntegrityError, match="corrupt or were replaced.*Reinstall"):
+    monkeypatch.setattr(assets, "PACKAGE_DIR", str(copy))
+    with pytest.raises(errors.WeightsIntegrityError, match="corrupt or were replaced.*Reinstall"):
         dk.load_model(NAME)
     target.unlink()
     with pytest.raises(FileNotFoundError, match="missing from this installation"):
@@ -122,7 +125,7 @@ def test_corrupt_or_missing_bundled_file_is_refused(tmp_path, monkeypatch):
 
 def test_record_metrics_come_from_the_evaluation_file():
     record = registry.get_record(NAME)
-    result = registry.load_evaluation(record)
+    result = cards.load_evaluation(record)
     assert result["weights_sha256"] == record.sha256
     by_setting = {r["setting"]: r for r in result["results"]}
     assert len(record.metrics) == len(by_setting)
@@ -133,7 +136,7 @@ def test_record_metrics_come_from_the_evaluation_file():
     check = result["float16_check"]
     assert abs(check["float32_miou"] - check["float16_miou"]) < 0.002
     assert check["label_agreement"] > 0.999
-    card = registry.model_card(record)
+    card = cards.model_card(record)
     for name in record.class_names:
         assert f"| {name} |" in card
     assert "multi-scale + flip + CRF" in card and "Total training wall time" in card
@@ -151,6 +154,6 @@ def test_val_miou_matches_the_model_card(model):
     examples = data.list_examples(layout, CAMVID, "val")
     result = evaluation.evaluate(model, data.iterate_eval(examples, layout), num_classes=11,
                                  ignore_label=layout.ignore_label, progress=False)
-    recorded = registry.load_evaluation(registry.get_record(NAME))["results"][0]
+    recorded = cards.load_evaluation(registry.get_record(NAME))["results"][0]
     assert recorded["setting"] == "single scale" and result["num_images"] == 101
     assert result["miou"] == pytest.approx(recorded["miou"], abs=1e-3)

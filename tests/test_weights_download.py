@@ -7,7 +7,6 @@ request counts, truncation, stalls) and file:// URLs, with files the tests make 
 import collections
 import glob
 import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -22,7 +21,10 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
+from deeplab_keras import files
+from deeplab_keras.weights import cache_folder
 from deeplab_keras.weights import download
+from deeplab_keras.weights import integrity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "scripts", "download_worker.py")
@@ -328,8 +330,8 @@ def test_md5_verified_and_sha256_recorded(server, cache):
     assert not os.path.exists(str(cache / "downloads" / "resnet.h5.sha256"))
     info = download.fetch_info(url, md5=PAYLOAD_MD5, name="resnet", progress=False)
     assert pathlib.Path(info.sidecar).read_text().split()[0] == PAYLOAD_SHA
-    assert download.md5_file(info.path) == PAYLOAD_MD5
-    assert download.sha256_file(info.path) == PAYLOAD_SHA
+    assert files.md5_file(info.path) == PAYLOAD_MD5
+    assert files.sha256_file(info.path) == PAYLOAD_SHA
     assert download.fetch(url, md5=PAYLOAD_MD5, name="resnet") == info.path
     assert server.requests["/w/resnet.h5"] == 2
 
@@ -337,12 +339,12 @@ def test_md5_verified_and_sha256_recorded(server, cache):
 def test_verify_file(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(PAYLOAD)
-    assert download.verify_file(str(path), sha256=PAYLOAD_SHA, size=len(PAYLOAD),
+    assert integrity.verify_file(str(path), sha256=PAYLOAD_SHA, size=len(PAYLOAD),
                                 md5=PAYLOAD_MD5) == PAYLOAD_SHA
     with pytest.raises(download.IntegrityError, match="size is 102400 bytes, expected 7"):
-        download.verify_file(str(path), size=7)
+        integrity.verify_file(str(path), size=7)
     with pytest.raises(ValueError, match="64 hex digits"):
-        download.verify_file(str(path), sha256="abc")
+        integrity.verify_file(str(path), sha256="abc")
 
 
 def test_cache_dir_follows_keras_home_and_override(tmp_path, monkeypatch):
@@ -360,9 +362,9 @@ def test_cache_dir_falls_back_to_private_tmp_when_home_is_not_writable(tmp_path,
     monkeypatch.delenv("DEEPLAB_KERAS_CACHE", raising=False)
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(blocker))
-    monkeypatch.setattr(download, "_FALLBACK_ROOT", str(tmp_path / "tmp" / ".keras"))
+    monkeypatch.setattr(cache_folder, "_FALLBACK_ROOT", str(tmp_path / "tmp" / ".keras"))
     with caplog.at_level(logging.WARNING, logger="deeplab_keras.weights"):
-        folder = download.cache_dir()
+        folder = cache_folder.cache_dir()
     assert folder == str(tmp_path / "tmp" / ".keras" / "deeplab_keras")
     assert "not writable" in caplog.text
     assert os.stat(folder).st_mode & 0o077 == 0
@@ -414,7 +416,7 @@ def test_read_only_cache_dir(server, cache, monkeypatch):
 
 def test_unique_temp_files_keep_it_safe_when_flock_is_a_no_op(server, cache, monkeypatch):
     """NFS/Lustre may ignore flock: each process still verifies its own temp file."""
-    monkeypatch.setattr(download, "fcntl", None)
+    monkeypatch.setattr(files, "fcntl", None)
     server.files["/w/model.bin"] = PAYLOAD
     server.rules["/w/model.bin"] = {"delay": 0.2}
     results, errors = [], []
@@ -432,7 +434,7 @@ def test_unique_temp_files_keep_it_safe_when_flock_is_a_no_op(server, cache, mon
     for t in threads:
         t.join(10)
     assert errors == [] and len(set(results)) == 1 and len(results) == 4
-    assert download.sha256_file(results[0]) == PAYLOAD_SHA
+    assert files.sha256_file(results[0]) == PAYLOAD_SHA
     assert _partials(cache) == []
 
 
@@ -528,14 +530,3 @@ def test_mirror_file_url_prefix_finds_the_original_file_name(tmp_path, server, c
     assert info.source == (mirror / "orig.bin").as_uri()
     assert info.path == str(cache / "downloads" / "renamed.bin")
     assert sum(server.requests.values()) == 0
-
-
-def test_write_json_atomic_creates_the_folder_and_leaves_no_partial(tmp_path):
-    import numpy as np
-
-    path = tmp_path / "new" / "run.json"
-    download.write_json_atomic(str(path), {"miou": np.float32(0.5), "steps": 3})
-    assert json.loads(path.read_text()) == {"miou": 0.5, "steps": 3}
-    download.write_json_atomic(str(path), {"steps": 4})  # replaces, never appends
-    assert json.loads(path.read_text()) == {"steps": 4}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["run.json"]

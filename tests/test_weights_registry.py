@@ -26,9 +26,14 @@ import pytest
 import deeplab_keras
 from deeplab_keras import models
 from deeplab_keras.convert.common import ConversionReport
+from deeplab_keras.weights import cache as weights_cache
+from deeplab_keras.weights import cards
+from deeplab_keras.weights import errors
+from deeplab_keras.weights import imagenet_backbones
 from deeplab_keras.weights import loading
 from deeplab_keras.weights import records
 from deeplab_keras.weights import registry
+from deeplab_keras.weights import specs
 
 ISSUE_NAMES = ("deeplab_resnet101_voc", "deeplab_vgg16_largefov_voc", "deeplab_vgg16_aspp_voc",
                "deeplabv3plus_xception65_voc", "deeplabv3plus_xception65_cityscapes",
@@ -62,7 +67,7 @@ def test_issue_entries_are_registered():
 @pytest.mark.parametrize("name", ISSUE_NAMES)
 def test_record_fields_are_sane(name):
     record = registry.get_record(name)
-    registry.validate(record)
+    specs.validate(record)
     assert len(record.class_names) == record.num_classes
     assert len(set(record.class_names)) == record.num_classes
     palette = record.palette_array()
@@ -98,7 +103,7 @@ def test_preprocessing_matches_each_source_convention():
 
 
 def test_crf_parameters_match_dense_crf_presets():
-    from deeplab_keras.layers.dense_crf import PRESETS
+    from deeplab_keras.crf.params import PRESETS
 
     assert registry.get_record("deeplab_resnet101_voc").crf == PRESETS["deeplab_resnet101_voc"]
     assert registry.get_record("deeplab_vgg16_aspp_voc").crf == PRESETS["deeplab_vgg16_voc"]
@@ -127,13 +132,13 @@ def test_unknown_name_lists_close_names():
 def test_validate_rejects_bad_records():
     good = registry.get_record("deeplabv3_resnet50_coco")
     with pytest.raises(ValueError, match="class names"):
-        registry.validate(dataclasses.replace(good, num_classes=20))
+        specs.validate(dataclasses.replace(good, num_classes=20))
     with pytest.raises(ValueError, match="sha256_prefix"):
-        registry.validate(dataclasses.replace(good, sha256_prefix="deadbeef"))
+        specs.validate(dataclasses.replace(good, sha256_prefix="deadbeef"))
     with pytest.raises(ValueError, match="tofu"):
-        registry.validate(dataclasses.replace(good, tofu=False))
+        specs.validate(dataclasses.replace(good, tofu=False))
     with pytest.raises(ValueError, match="source"):
-        registry.validate(dataclasses.replace(good, metrics=(dataclasses.replace(
+        specs.validate(dataclasses.replace(good, metrics=(dataclasses.replace(
             good.metrics[0], source=""),)))
     with pytest.raises(ValueError, match="already registered"):
         registry.register(dataclasses.replace(good, summary="another"))
@@ -146,7 +151,7 @@ def test_model_cards_are_up_to_date():
     finally:
         sys.path.pop(0)
     assert make_cards.stale_files() == [], "run `python zoo/make_cards.py`"
-    card = registry.model_card("deeplab_resnet101_voc")
+    card = cards.model_card("deeplab_resnet101_voc")
     assert "76.35" in card and "(4.0, 67.0, 3.0, 3.0, 1.0)" in card and "bgr" in card
 
 
@@ -166,7 +171,7 @@ def _check_built_model(name):
     assert model.weight_record is record
     assert model.output_shape[-1] == record.num_classes
     assert model.count_params() == record.num_params
-    norm = loading.normalisation_layer(model)
+    norm = imagenet_backbones.normalisation_layer(model)
     assert norm.mean == record.preprocessing.mean
     assert norm.std == record.preprocessing.std
     assert norm.channel_order == record.preprocessing.channel_order
@@ -247,13 +252,13 @@ def test_load_model_converts_once_verifies_and_recovers(cache, registered, caplo
     for v in source_model.weights:  # distinctive values so a missed weight is visible
         v.assign(np.random.default_rng(len(v.path)).normal(size=v.shape).astype(v.dtype))
     src = str(cache / "source.weights.h5")
-    loading.write_converted_weights(source_model, src, record)
+    weights_cache.write_converted_weights(source_model, src, record)
     registered(dataclasses.replace(record, urls=("file://" + src,)))
 
     model = loading.load_model("tiny_v2_msc_test")
     _assert_same_weights(model, source_model)
     assert model.weight_record.name == "tiny_v2_msc_test"
-    path = loading.converted_path(model.weight_record)
+    path = weights_cache.converted_path(model.weight_record)
     assert path.startswith(str(cache / "keras_home")) and path.endswith(
         "tiny_v2_msc_test.weights.h5")
     with open(path + ".sha256") as f:
@@ -276,13 +281,13 @@ def test_load_model_converts_once_verifies_and_recovers(cache, registered, caplo
     data = bytearray(open(path, "rb").read())
     data[len(data) // 2] ^= 0x01
     open(path, "wb").write(bytes(data))
-    with pytest.raises(loading.WeightsIntegrityError, match="corrupt"):
-        loading.verify_converted(path)
+    with pytest.raises(errors.WeightsIntegrityError, match="corrupt"):
+        weights_cache.verify_converted(path)
     with caplog.at_level(logging.WARNING, logger="deeplab_keras.weights"):
         recovered = loading.load_model("tiny_v2_msc_test")
     assert "corrupt" in caplog.text
     assert any(".corrupt-" in f for f in os.listdir(os.path.dirname(path)))
-    loading.verify_converted(path)
+    weights_cache.verify_converted(path)
     _assert_same_weights(recovered, source_model)
 
 
@@ -290,7 +295,7 @@ def test_num_classes_override_reinitialises_exactly_the_classifiers(cache, regis
     record = _tiny_record("tiny_v2_classes_test", "file://placeholder")
     source_model = loading.build_from_record(record)
     src = str(cache / "source.weights.h5")
-    loading.write_converted_weights(source_model, src, record)
+    weights_cache.write_converted_weights(source_model, src, record)
     registered(dataclasses.replace(record, urls=("file://" + src,)))
 
     with caplog.at_level(logging.INFO, logger="deeplab_keras.weights"):
@@ -311,7 +316,7 @@ def test_num_classes_override_reinitialises_exactly_the_classifiers(cache, regis
 def test_overrides_that_change_shapes_are_refused(cache, registered):
     record = _tiny_record("tiny_v2_shape_test", "file://placeholder")
     src = str(cache / "source.weights.h5")
-    loading.write_converted_weights(loading.build_from_record(record), src, record)
+    weights_cache.write_converted_weights(loading.build_from_record(record), src, record)
     registered(dataclasses.replace(record, urls=("file://" + src,)))
     wider = dict(TINY_VGG, widths=(4, 4, 4, 4, 8))
     with pytest.raises(ValueError, match="does not fit"):
@@ -454,9 +459,9 @@ def test_imagenet_mobilenetv2_weights_reproduce_keras_applications(cache, monkey
 
     # Output stride 32 is keras.applications' network; 64x64 keeps every strided input even,
     # where keras' fixed (0, 1) padding for dynamic shapes equals TF "SAME".
-    model = loading.build_model("deeplabv3", 21, backbone="mobilenetv2",
+    model = imagenet_backbones.build_model("deeplabv3", 21, backbone="mobilenetv2",
                                 backbone_weights="imagenet", output_stride=32)
-    norm = loading.normalisation_layer(model)
+    norm = imagenet_backbones.normalisation_layer(model)
     assert norm.mean == (127.5, 127.5, 127.5) and norm.std == (127.5, 127.5, 127.5)
     np.testing.assert_array_equal(model.backbone.get_layer("Conv").kernel.numpy(),
                                   app.get_layer("Conv1").kernel.numpy())
@@ -471,34 +476,36 @@ def test_imagenet_mobilenetv2_weights_reproduce_keras_applications(cache, monkey
                                    atol=1e-5)
 
     with pytest.raises(ValueError, match="normalises with"):
-        loading.load_backbone_weights(models.DeepLabV3(backbone="mobilenetv2", num_classes=3))
+        imagenet_backbones.load_backbone_weights(models.DeepLabV3(backbone="mobilenetv2",
+                                                                  num_classes=3))
 
 
 def test_imagenet_refuses_backbones_without_keras_weights():
     from deeplab_keras import backbones
 
     with pytest.raises(ValueError, match="stride in the 1x1"):
-        loading.imagenet_backbone_key(backbones.resnet50_v1_5(**TINY_RESNET))
+        imagenet_backbones.imagenet_backbone_key(backbones.resnet50_v1_5(**TINY_RESNET))
     with pytest.raises(ValueError, match="No ImageNet"):
-        loading.build_model("deeplabv3plus", 3, backbone="xception65",
+        imagenet_backbones.build_model("deeplabv3plus", 3, backbone="xception65",
                             backbone_weights="imagenet")
     with pytest.raises(ValueError, match="Unknown architecture"):
-        loading.build_model("deeplabv9", 3, backbone="resnet50", backbone_weights="imagenet")
+        imagenet_backbones.build_model("deeplabv9", 3, backbone="resnet50",
+                                       backbone_weights="imagenet")
 
 
 def test_imagenet_build_sets_keras_layout_and_normalisation(monkeypatch):
     calls = []
-    monkeypatch.setattr(loading, "load_backbone_weights",
+    monkeypatch.setattr(imagenet_backbones, "load_backbone_weights",
                         lambda model, weights, progress=True: calls.append(weights))
-    model = loading.build_model("deeplabv2", 3, backbone="resnet50", backbone_weights="imagenet",
-                                backbone_kwargs=TINY_RESNET)
+    model = imagenet_backbones.build_model("deeplabv2", 3, backbone="resnet50",
+                                           backbone_weights="imagenet", backbone_kwargs=TINY_RESNET)
     assert calls == ["imagenet"]
     assert model.backbone.use_bias and model.backbone.stride_in == "1x1"
     assert model.backbone.bn_epsilon == 1.001e-5
-    norm = loading.normalisation_layer(model)
+    norm = imagenet_backbones.normalisation_layer(model)
     assert norm.channel_order == "bgr" and norm.mean == (103.939, 116.779, 123.68)
     # A factory name implies the keras-layout backbone of the same depth.
-    loading.build_model("deeplabv3_resnet50", 3, backbone_weights="imagenet",
+    imagenet_backbones.build_model("deeplabv3_resnet50", 3, backbone_weights="imagenet",
                         backbone_kwargs=TINY_RESNET, aspp_filters=8)
     assert calls == ["imagenet", "imagenet"]
     # Through the registry: an entry's architecture with another backbone, ImageNet weights.
@@ -507,5 +514,5 @@ def test_imagenet_build_sets_keras_layout_and_normalisation(monkeypatch):
                                backbone_weights="imagenet")
     assert calls == ["imagenet"] * 3 and model.output_shape[-1] == 4
     assert model.backbone.stride_in == "1x1" and model.backbone.use_bias
-    assert loading.normalisation_layer(model).channel_order == "bgr"
+    assert imagenet_backbones.normalisation_layer(model).channel_order == "bgr"
     assert model.get_config()["head"] == "torchvision"

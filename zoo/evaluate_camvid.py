@@ -58,7 +58,7 @@ def _every(k):
 
 
 def confusion(labels_list, masks, num_classes, ignore_label, class_names):
-    from deeplab_keras.train.metrics import ConfusionMatrix
+    from deeplab_keras.evaluation import ConfusionMatrix
 
     cm = ConfusionMatrix(num_classes, ignore_label, class_names)
     for labels, mask in zip(labels_list, masks):
@@ -83,9 +83,7 @@ class CRFRunner:
     def labels(self, params, log_probs, indices, progress=None):
         from deeplab_keras.layers import DenseCRF
 
-        w1, ta, tb, w2, tg = params
-        crf = DenseCRF(appearance_weight=w1, theta_alpha=ta, theta_beta=tb,
-                       smoothness_weight=w2, theta_gamma=tg)
+        crf = DenseCRF.from_params(params)
         out = []
         for k, i in enumerate(indices):
             refined = crf([log_probs[i][None].astype(np.float32),
@@ -126,7 +124,7 @@ def main(argv):
         bar = keras.utils.Progbar(n, unit_name="image")
         log_probs, start = [], time.perf_counter()
         for i, image in enumerate(images):
-            probs = evaluation.predict_logits(net, image, scales=scales, flip=flip)
+            probs = evaluation.predict_probabilities(net, image, scales=scales, flip=flip)
             log_probs.append(np.log(np.clip(probs, 1e-8, None)).astype(np.float16))
             bar.update(i + 1)
         seconds = (time.perf_counter() - start) / n
@@ -143,7 +141,7 @@ def main(argv):
     float16_check = None
     if _REFERENCE.value:
         reference = keras.saving.load_model(_REFERENCE.value, compile=False, safe_mode=True)
-        ref_labels = [evaluation.predict_logits(reference, image, scales=record.msc_scales or
+        ref_labels = [evaluation.predict_probabilities(reference, image, scales=record.msc_scales or
                                                 (1.0,)).argmax(-1) for image in images]
         ref_cm = confusion(ref_labels, masks, c, ignore, names)
         agreement = float(np.mean([np.mean(a == b) for a, b in zip(ref_labels, single_labels)]))
@@ -213,7 +211,7 @@ def main(argv):
     if _MAX_IMAGES.value or not _WRITE.value:
         print("Trial run: evaluation.json not written.")
         return 0
-    path = registry.package_path(record.evaluation)
+    path = dk.assets.package_path(record.evaluation)
     with open(path, encoding="utf-8") as f:
         payload = json.load(f)
     payload.update({
@@ -221,9 +219,9 @@ def main(argv):
         "command": shlex.join(["python", "zoo/evaluate_camvid.py"] + sys.argv[1:]),
         "backend": keras.backend.backend(), "weights_sha256": record.sha256,
         "results": results, "crf_search": crf_search, "float16_check": float16_check})
-    from deeplab_keras.weights.download import write_json_atomic
+    from deeplab_keras import files
 
-    write_json_atomic(path, payload)
+    files.write_json_atomic(path, payload)
     print(f"Wrote {path}")
     return 0
 

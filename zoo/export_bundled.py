@@ -85,10 +85,10 @@ def main(argv):
     sys.path.insert(0, ROOT)
     import keras
 
+    from deeplab_keras import files
     from deeplab_keras import models
-    from deeplab_keras.weights import download
-    from deeplab_keras.weights import loading
-    from deeplab_keras.weights import registry
+    from deeplab_keras.weights import cache
+    from deeplab_keras.weights import specs
 
     trained = keras.saving.load_model(_MODEL.value, compile=False, safe_mode=True)
     config = trained.get_config()
@@ -98,12 +98,12 @@ def main(argv):
     folder = os.path.join(ROOT, "deeplab_keras", "assets", "models", _NAME.value)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "weights.h5")
-    stub = registry.WeightRecord(
+    stub = specs.WeightRecord(
         name=_NAME.value, summary="", architecture=type(net).__name__, arch_kwargs={},
         num_classes=int(config["num_classes"]), class_names=(), palette="voc",
         preprocessing=None, metrics=(), urls=(), file_format="bundled-h5",
         converter="deeplab_keras_h5", license="", paper="", num_params=0)
-    digest = loading.write_converted_weights(model, path, stub, storage=_STORAGE.value)
+    digest = cache.write_converted_weights(model, path, stub, storage=_STORAGE.value)
     os.unlink(path + ".sha256")  # the record pins the hash
     stages = [stage_record(s) for s in _STAGES.value]
     evaluation_path = os.path.join(folder, "evaluation.json")
@@ -118,7 +118,7 @@ def main(argv):
     payload = {**{k: v for k, v in previous.items() if k not in ("results", "crf_search",
                                                                 "float16_check")},
                "model": _NAME.value, "weights_sha256": digest, "training": training}
-    download.write_json_atomic(evaluation_path, payload)
+    files.write_json_atomic(evaluation_path, payload)
     arch_kwargs = {k: v for k, v in config.items()
                    if k not in ("name", "trainable", "num_classes", "backbone", "dtype")}
     print(f"Wrote {path}: {os.path.getsize(path):,} bytes, sha256 {digest}")

@@ -39,7 +39,7 @@ Offline use: set `DEEPLAB_KERAS_OFFLINE=1` (errors name the file and where to pu
 `DEEPLAB_KERAS_MIRROR` to a local folder or URL prefix holding the original files.
 
 ImageNet backbones for fine-tuning (keras.applications no-top files), e.g.
-`deeplab_keras.weights.loading.build_model("deeplabv3", 11, backbone="resnet101",
+`deeplab_keras.weights.build_model("deeplabv3", 11, backbone="resnet101",
 backbone_weights="imagenet")`:
 
 | Backbone | File | md5 |
@@ -50,13 +50,14 @@ backbone_weights="imagenet")`:
 def render_all():
     """`{file name: text}` for every card and the README."""
     sys.path.insert(0, os.path.dirname(ZOO))
+    from deeplab_keras.weights import cards
     from deeplab_keras.weights import records
     from deeplab_keras.weights import registry
 
     files, rows = {}, []
     for name in registry.list_models():
         record = registry.get_record(name)
-        files[f"{name}.md"] = registry.model_card(record)
+        files[f"{name}.md"] = cards.model_card(record)
         metric = record.metrics[0]
         hash_status = "md5" if record.md5 else ("sha256" if record.sha256 else (
             "sha256 prefix + TOFU" if record.sha256_prefix else "TOFU"))

@@ -1,13 +1,97 @@
-"""Shared base for backbones: a functional `keras.Model` with named features."""
+"""Shared bases: a functional model built from its constructor arguments, and the backbone.
+
+`ConfiguredModel` is the base of every backbone and every DeepLab model: a subclass builds its
+functional graph in `__init__` and passes its constructor arguments to `_init_model`;
+`get_config` returns them with `name`, `trainable` and `dtype` (keras-hub's `Backbone` idiom),
+so `from_config(get_config())` rebuilds the same network. `dtype` (a dtype policy such as
+"mixed_bfloat16") is the policy every layer is built with; it defaults to the global policy at
+build time and is recorded in the config, so a saved model reloads with the same policy.
+"""
+
+import contextlib
+import functools
+import inspect
 
 import keras
 
 
-class Backbone(keras.Model):
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Builds layers under `policy` (a `keras.DTypePolicy`; None: the global one)."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build_with_dtype(init):
+    """Wraps a subclass `__init__` so its layers are built under the `dtype` argument.
+
+    The wrapper advertises `init`'s own signature (Keras inspects constructor signatures).
+    """
+
+    def wrapper(self, *args, dtype=None, **kwargs):
+        outermost = not hasattr(self, "_build_policy")
+        policy = keras.dtype_policies.get(dtype) if dtype is not None else None
+        if outermost:
+            object.__setattr__(self, "_build_policy", policy or keras.config.dtype_policy())
+        with dtype_policy_scope(policy):
+            init(self, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, init)
+    del wrapper.__wrapped__
+    wrapper.__signature__ = inspect.signature(init)
+    return wrapper
+
+
+class ConfiguredModel(keras.Model):
+    """A functional model whose constructor arguments are its config (plus name, trainable and
+    dtype). Subclasses build their graph in `__init__` and call `_init_model`.
+
+    Example:
+
+    ```python
+    class Tiny(ConfiguredModel):
+        def __init__(self, filters=8, **kwargs):
+            x = keras.Input((None, None, 3))
+            y = keras.layers.Conv2D(filters, 3)(x)
+            self._init_model(x, y, dict(filters=filters), **kwargs)
+    ```
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _build_with_dtype(cls.__dict__["__init__"])
+
+    def _init_model(self, inputs, outputs, config, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._config = dict(config)
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": keras.dtype_policies.serialize(self._build_policy)}
+        for key, value in self._config.items():
+            if isinstance(value, (keras.layers.Layer, keras.Model)):
+                value = keras.saving.serialize_keras_object(value)
+            config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class Backbone(ConfiguredModel):
     """A feature extractor whose output is a dict of named feature maps.
 
     Subclasses build a functional graph from `keras.Input((None, None, 3))`
-    and pass a dict of outputs to `Backbone.__init__`. Every backbone has:
+    and pass a dict of outputs to `Backbone._init_backbone`. Every backbone has:
 
     - `output_stride`: the stride of its deepest feature ("high_level").
     - `feature_names`: the keys of its output dict, always including
@@ -19,14 +103,18 @@ class Backbone(keras.Model):
     normalise themselves.
     """
 
-    def __init__(self, inputs, features, output_stride, feature_strides, **kwargs):
+    def _init_backbone(self, inputs, features, output_stride, feature_strides, config,
+                       **kwargs):
         missing = {"high_level", "low_level"} - set(features)
         if missing:
             raise ValueError(f"Backbone is missing required features {sorted(missing)}.")
-        super().__init__(inputs=inputs, outputs=features, **kwargs)
+        self._init_model(inputs, features, dict(config, output_stride=output_stride), **kwargs)
         self.output_stride = output_stride
         self.feature_strides = dict(feature_strides)
 
     @property
     def feature_names(self):
         return sorted(self.feature_strides)
+
+
+__all__ = ["Backbone", "ConfiguredModel", "dtype_policy_scope"]

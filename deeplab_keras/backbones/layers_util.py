@@ -1,4 +1,4 @@
-"""Conv + batch-norm building blocks shared by the backbones and heads."""
+"""Conv + batch-norm building blocks shared by the backbones."""
 
 import keras
 
@@ -9,18 +9,6 @@ from deeplab_keras.layers.batch_norm import BatchNorm
 
 def batch_norm(name, epsilon, momentum):
     return BatchNorm(axis=-1, epsilon=epsilon, momentum=momentum, name=name)
-
-
-def conv_bn(x, filters, kernel_size, name, *, strides=1, rate=1, use_bias=False, activation="relu",
-            bn_epsilon=1e-5, bn_momentum=0.99, padding="symmetric", conv_suffix="_conv",
-            bn_suffix="_bn"):
-    """AtrousConv2D -> BatchNormalization -> optional ReLU, named `name + suffix`."""
-    x = AtrousConv2D(filters, kernel_size, rate=rate, strides=strides, padding=padding,
-                     use_bias=use_bias, name=name + conv_suffix)(x)
-    x = batch_norm(name + bn_suffix, bn_epsilon, bn_momentum)(x)
-    if activation:
-        x = keras.layers.Activation(activation, name=name + "_" + activation)(x)
-    return x
 
 
 def separable_conv_bn(x, filters, name, *, kernel_size=3, strides=1, rate=1, bn_epsilon=1e-3,

@@ -105,24 +105,11 @@ class MobileNetV2Backbone(Backbone):
         features["low_level"], strides["low_level"] = features[low_level], 4
         features["high_level"], strides["high_level"] = x, tracker.current_stride
 
-        super().__init__(inputs, features, output_stride, strides, **kwargs)
+        config = dict(alpha=alpha, low_level=low_level, bn_epsilon=bn_epsilon,
+                      bn_momentum=bn_momentum)
+        self._init_backbone(inputs, features, output_stride, strides, config, **kwargs)
         self.alpha, self.low_level = alpha, low_level
         self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "output_stride": self.output_stride,
-            "alpha": self.alpha,
-            "low_level": self.low_level,
-            "bn_epsilon": self.bn_epsilon,
-            "bn_momentum": self.bn_momentum,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _inverted_residual(x, expansion, out_channels, name, *, stride, rate, residual, bn_epsilon,

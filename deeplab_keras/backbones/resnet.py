@@ -112,30 +112,13 @@ class ResNetBackbone(Backbone):
             features["low_level"], strides["low_level"] = features["C2"], strides["C2"]
         features["high_level"], strides["high_level"] = x, tracker.current_stride
 
-        super().__init__(inputs, features, output_stride, strides, **kwargs)
+        config = dict(depths=depths, widths=widths, stem_filters=int(stem_filters),
+                      stride_in=stride_in, multi_grid=multi_grid, use_bias=bool(use_bias),
+                      bn_epsilon=bn_epsilon, bn_momentum=bn_momentum, pool_padding=pool_padding)
+        self._init_backbone(inputs, features, output_stride, strides, config, **kwargs)
         self.depths, self.widths, self.stem_filters = depths, widths, int(stem_filters)
         self.stride_in, self.multi_grid, self.use_bias = stride_in, multi_grid, bool(use_bias)
         self.bn_epsilon, self.bn_momentum, self.pool_padding = bn_epsilon, bn_momentum, pool_padding
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "depths": self.depths,
-            "widths": self.widths,
-            "stem_filters": self.stem_filters,
-            "output_stride": self.output_stride,
-            "stride_in": self.stride_in,
-            "multi_grid": self.multi_grid,
-            "use_bias": self.use_bias,
-            "bn_epsilon": self.bn_epsilon,
-            "bn_momentum": self.bn_momentum,
-            "pool_padding": self.pool_padding,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _bottleneck(x, width, name, *, stride, rate, stride_in, use_bias, first, bn_epsilon,

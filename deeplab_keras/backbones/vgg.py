@@ -53,16 +53,9 @@ class VGG16LargeFOVBackbone(Backbone):
             features[f"pool{b + 1}"], strides[f"pool{b + 1}"] = x, stride
         features["low_level"], strides["low_level"] = features["pool2"], 4
         features["high_level"], strides["high_level"] = x, 8
-        super().__init__(inputs, features, output_stride, strides, **kwargs)
+        self._init_backbone(inputs, features, output_stride, strides, dict(widths=widths),
+                            **kwargs)
         self.widths = widths
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "output_stride": self.output_stride, "widths": self.widths}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def vgg16_largefov(output_stride=8, **kwargs):

@@ -105,26 +105,12 @@ class XceptionBackbone(Backbone):
             features[block], strides[block] = x, tracker.current_stride
         features["high_level"], strides["high_level"] = x, tracker.current_stride
 
-        super().__init__(inputs, features, output_stride, strides, **kwargs)
+        config = dict(multi_grid=multi_grid, width_multiplier=width_multiplier,
+                      middle_units=middle_units, bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
+        self._init_backbone(inputs, features, output_stride, strides, config, **kwargs)
         self.multi_grid, self.width_multiplier = multi_grid, width_multiplier
         self.middle_units = middle_units
         self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "output_stride": self.output_stride,
-            "multi_grid": self.multi_grid,
-            "width_multiplier": self.width_multiplier,
-            "middle_units": self.middle_units,
-            "bn_epsilon": self.bn_epsilon,
-            "bn_momentum": self.bn_momentum,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _xception_module(x, depths, name, *, skip, stride, rates, act_inside, bn_epsilon, bn_momentum):

@@ -1,12 +1,17 @@
-"""Weight converters from other libraries' layouts into deeplab_keras models."""
+"""Weight converters from other libraries' layouts into deeplab_keras models.
 
-from deeplab_keras.convert.caffe import CaffeModelError
+`dispatch.CONVERTERS` says which converter reads which format; `caffe_files`, `caffe_proto`,
+`torch_pth` and `tf_slim` read the files, `caffe`, `torchvision`, `tf_slim` and
+`keras_applications` map their tensors onto our layers.
+"""
+
 from deeplab_keras.convert.caffe import expected_caffe_layers
 from deeplab_keras.convert.caffe import from_caffemodel
-from deeplab_keras.convert.caffe import parse_caffemodel
-from deeplab_keras.convert.caffe import read_caffemodel
-from deeplab_keras.convert.caffe import read_caffemodel_layers
-from deeplab_keras.convert.caffe import write_caffemodel
+from deeplab_keras.convert.caffe_files import CaffeModelError
+from deeplab_keras.convert.caffe_files import parse_caffemodel
+from deeplab_keras.convert.caffe_files import read_caffemodel
+from deeplab_keras.convert.caffe_files import read_caffemodel_layers
+from deeplab_keras.convert.caffe_files import write_caffemodel
 from deeplab_keras.convert.common import ConversionError
 from deeplab_keras.convert.common import ConversionReport
 from deeplab_keras.convert.keras_applications import from_keras_applications

@@ -49,20 +49,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from deeplab_keras.crf.elevation import elevation_matrix
+
 _BITS = 15  # bits per packed key coordinate (pydensecrf stores keys as 16-bit shorts)
 _INT32_MAX = 2**31 - 1
-
-
-def _elevation_matrix(d):
-    """(d, d+1) matrix E so that ``features @ E`` is the scaled lift onto sum = 0."""
-    scale = np.array([math.sqrt(2.0 / 3.0) * (d + 1) / math.sqrt((i + 1) * (i + 2))
-                      for i in range(d)])
-    e = np.zeros((d + 1, d))
-    for j in range(d + 1):
-        e[j, j:] = 1.0
-        if j > 0:
-            e[j, j - 1] = -j
-    return (e * scale[None, :]).T.astype("float32")
 
 
 def _pack(keys, d):
@@ -147,7 +137,7 @@ def _embed(features):
     features = ops.convert_to_tensor(features, "float32")
     d = features.shape[1]
     dp1 = d + 1
-    elevated = ops.matmul(features, ops.convert_to_tensor(_elevation_matrix(d)))  # [N, d+1]
+    elevated = ops.matmul(features, ops.convert_to_tensor(elevation_matrix(d)))  # [N, d+1]
     down = ops.floor(elevated / dp1) * dp1
     up = ops.ceil(elevated / dp1) * dp1
     rem0 = ops.where(up - elevated < elevated - down, up, down)
@@ -260,7 +250,7 @@ def build_lattice(features, compact=False, method=None):
         m = _vertex_count(num_vertices)
         table_keys, table_words = table_keys[:m], table_words[:m]
     n1, n2 = _compiled(_neighbours, (3,))(table_keys, table_words, num_vertices, max_rows)
-    return dict(vertex_ids=vertex_ids, barycentric=bary, num_vertices=num_vertices,
+    return dict(method="sort", vertex_ids=vertex_ids, barycentric=bary, num_vertices=num_vertices,
                 n1=n1, n2=n2, key_range=key_range)
 
 
@@ -290,7 +280,7 @@ def lattice_filter(lattice, values, transpose=False):
 
     ``transpose=True`` applies the exact transpose (blur directions in reverse order).
     """
-    if "slice" in lattice:
+    if lattice["method"] == "hash":
         from deeplab_keras.crf import lattice_tf
 
         return lattice_tf.lattice_filter(lattice, values, transpose)
@@ -332,7 +322,7 @@ def normalized_filter_fn(lattice, norm=None, weight=1.0):
     """
     if norm is None:
         norm = normalization(lattice)
-    if "slice" in lattice:
+    if lattice["method"] == "hash":
         from deeplab_keras.crf import lattice_tf
 
         return lattice_tf.normalized_filter_fn(lattice, norm, weight,
@@ -342,7 +332,7 @@ def normalized_filter_fn(lattice, norm=None, weight=1.0):
 
 def compact_lattice(lattice):
     """Eagerly trim a padded ("sort") lattice to its M used vertex rows (dummy row becomes M)."""
-    if "slice" in lattice:
+    if lattice["method"] == "hash":
         return lattice
     m = int(ops.convert_to_numpy(lattice["num_vertices"]))
     n1, n2 = lattice["n1"], lattice["n2"]

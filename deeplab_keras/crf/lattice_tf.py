@@ -25,13 +25,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from deeplab_keras.crf import lattice as lattice_lib
+from deeplab_keras.crf.elevation import elevation_matrix
 
 _MAX_KEY_SPACE = 2.0**62
 
 
 def _elevate(features):
-    return tf.matmul(features, tf.constant(lattice_lib._elevation_matrix(features.shape[1])))
+    return tf.matmul(features, tf.constant(elevation_matrix(features.shape[1])))
 
 
 def _simplex(elevated):
@@ -193,7 +193,7 @@ def build_lattice(features):
     indices = tf.stack([pixel, tf.cast(tf.reshape(vertex_ids, (-1,)), tf.int64)], axis=1)
     shape = tf.cast(tf.stack([num_pixels, num_vertices + 1]), tf.int64)
     slice_matrix = tf.sparse.SparseTensor(indices, tf.reshape(bary, (-1,)), shape)
-    return dict(slice=slice_matrix, vertex_ids=vertex_ids, barycentric=bary,
+    return dict(method="hash", slice=slice_matrix, vertex_ids=vertex_ids, barycentric=bary,
                 num_vertices=num_vertices, n1=tf.stack(n1s), n2=tf.stack(n2s),
                 key_range=tf.constant(0, tf.int32))
 

@@ -1,6 +1,8 @@
 """Segmentation data: dataset layouts, decoding, augmentation and input pipelines.
 
+* `classes`: every dataset's class names and colours (`palette`, `colorize`).
 * `layouts`: `Layout`, `get_layout(name)`, `folder_layout(...)`, `list_examples(...)`.
+* `pairs`: where each layout's image/mask pairs live on disk (`Example`).
 * `decode`: `load_image`, `load_mask`, `load_example` (Pillow, clear errors).
 * `augment`: DeepLab random scale / pad / crop / flip in numpy.
 * `stream`: the deterministic, resumable sample stream (`load_batch`, `iterate_eval`).
@@ -20,6 +22,7 @@ images, masks = ds[0]  # float32 [8, 321, 321, 3] in 0..255, int32 [8, 321, 321]
 ```
 """
 
+from deeplab_keras.data import classes
 from deeplab_keras.data.augment import MEAN_PIXEL
 from deeplab_keras.data.augment import augment
 from deeplab_keras.data.augment import center_pad_or_crop
@@ -30,13 +33,13 @@ from deeplab_keras.data.decode import load_example
 from deeplab_keras.data.decode import load_image
 from deeplab_keras.data.decode import load_mask
 from deeplab_keras.data.layouts import IGNORE_LABEL
-from deeplab_keras.data.layouts import Example
 from deeplab_keras.data.layouts import Layout
 from deeplab_keras.data.layouts import default_label_table
 from deeplab_keras.data.layouts import folder_layout
 from deeplab_keras.data.layouts import get_layout
 from deeplab_keras.data.layouts import list_examples
 from deeplab_keras.data.layouts import list_layouts
+from deeplab_keras.data.pairs import Example
 from deeplab_keras.data.pydataset import SegmentationPyDataset
 from deeplab_keras.data.statistics import class_pixel_counts
 from deeplab_keras.data.statistics import median_frequency_weights
@@ -57,6 +60,7 @@ from deeplab_keras.data.tfrecord import write_tfrecords
 
 __all__ = [
     "IGNORE_LABEL", "MEAN_PIXEL", "Example", "ExampleSource", "Layout", "SegmentationPyDataset",
+    "classes",
     "TFRecordSource", "augment", "center_pad_or_crop", "class_pixel_counts",
     "default_label_table", "epoch_order",
     "folder_layout", "get_layout", "iterate_eval", "list_examples", "list_layouts",

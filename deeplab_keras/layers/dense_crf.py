@@ -6,31 +6,8 @@ import keras
 from keras import ops
 
 from deeplab_keras.crf import lattice as lattice_lib
-
-# (appearance_weight, theta_alpha, theta_beta, smoothness_weight, theta_gamma)
-PRESETS = {
-    # DeepLab v2 release, ResNet-101 on VOC (kazuto1011/deeplab-pytorch configs/voc12.yaml).
-    "deeplab_resnet101_voc": (4.0, 67.0, 3.0, 3.0, 1.0),
-    # DeepLab v2 VGG-16 (third-party config; see shared reference notes).
-    "deeplab_vgg16_voc": (4.0, 65.0, 3.0, 2.0, 2.0),
-    # pydensecrf's README example (bilateral sxy 80, srgb 13, compat 10; Gaussian sxy 3, compat 3).
-    "pydensecrf_readme": (10.0, 80.0, 13.0, 3.0, 3.0),
-    # Tuned on CamVid val for the bundled deeplabv3plus_mobilenetv2_camvid (its model card).
-    "deeplabv3plus_mobilenetv2_camvid": (6.0, 100.0, 13.0, 1.0, 1.0),
-}
-
-
-def _is_concrete(x):
-    """True when `x` holds values now (eager), so data checks can raise Python errors."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.executing_eagerly()
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return not isinstance(x, jax.core.Tracer)
-    return True
+from deeplab_keras.crf import params as params_lib
+from deeplab_keras.ops.concrete import is_concrete
 
 
 def gaussian_taps(theta):
@@ -107,17 +84,26 @@ class DenseCRF(keras.layers.Layer):
         self.learnable = bool(learnable)
 
     @classmethod
+    def from_params(cls, params, **kwargs):
+        """A CRF from a `crf.params.CRFParams`, five numbers (w1, theta_alpha, theta_beta, w2,
+        theta_gamma) or a preset name; `kwargs` are the other constructor arguments."""
+        return cls(**params_lib.as_params(params)._asdict(), **kwargs)
+
+    @classmethod
     def from_preset(cls, name, **kwargs):
         """A CRF with the parameters of a named preset (see `DenseCRF.presets()`)."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown DenseCRF preset {name!r}; available: {sorted(PRESETS)}.")
-        w1, ta, tb, w2, tg = PRESETS[name]
-        return cls(appearance_weight=w1, theta_alpha=ta, theta_beta=tb, smoothness_weight=w2,
-                   theta_gamma=tg, **kwargs)
+        return cls.from_params(params_lib.preset(name), **kwargs)
 
     @staticmethod
     def presets():
-        return dict(PRESETS)
+        """`{name: CRFParams}` of the presets (`deeplab_keras.crf.params.PRESETS`)."""
+        return dict(params_lib.PRESETS)
+
+    @property
+    def params(self):
+        """The five parameters as a `crf.params.CRFParams`."""
+        return params_lib.CRFParams(self.appearance_weight, self.theta_alpha, self.theta_beta,
+                                    self.smoothness_weight, self.theta_gamma)
 
     def build(self, input_shape):
         logits_shape, image_shape = (tuple(s) for s in input_shape)
@@ -155,7 +141,7 @@ class DenseCRF(keras.layers.Layer):
                 initializer=eye_init(-1.0))
 
     def _check_values(self, logits, image):
-        if not (_is_concrete(logits) and _is_concrete(image)):
+        if not (is_concrete(logits) and is_concrete(image)):
             return
         if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(logits)))):
             raise ValueError("DenseCRF: the logits contain NaN or inf values.")

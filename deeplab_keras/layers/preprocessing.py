@@ -5,6 +5,15 @@ from keras import ops
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 
+# Normalisations that published weights expect, in 0..255 units and the network's channel order
+# (where each comes from: the weight records in `deeplab_keras.weights.records`).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # torchvision: (0.485, 0.456, 0.406) * 255, RGB
+IMAGENET_STD = (58.395, 57.12, 57.375)  # torchvision: (0.229, 0.224, 0.225) * 255
+CAFFE_DEEPLAB_BGR_MEAN = (104.008, 116.669, 122.675)  # DeepLab v2 prototxt mean_value, BGR
+KERAS_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # keras.applications mode="caffe", BGR
+UNIT_RANGE_MEAN = UNIT_RANGE_STD = (127.5, 127.5, 127.5)  # TF: x / 127.5 - 1, RGB
+NO_STD = (1.0, 1.0, 1.0)
+
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")
 class ImageNormalization(keras.layers.Layer):

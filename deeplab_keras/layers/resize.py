@@ -1,9 +1,9 @@
 """Resizing layers: to another tensor's size, or by a scale factor."""
 
 import keras
-from keras import ops
 
 from deeplab_keras.ops.resize import resize_bilinear
+from deeplab_keras.ops.resize import scaled_size
 from deeplab_keras.ops.resize import spatial_size
 
 
@@ -69,22 +69,18 @@ class ResizeByScale(keras.layers.Layer):
         self.scale = float(scale)
         self.align_corners = bool(align_corners)
 
-    def _target(self, n):
-        if isinstance(n, int):
-            return max(1, -(-int(n * self.scale * 1e6) // 1000000))
-        return ops.maximum(ops.cast(ops.ceil(ops.cast(n, "float32") * self.scale), "int32"), 1)
-
     def call(self, images):
         if self.scale == 1.0:
             return images
         h, w = spatial_size(images)
-        return resize_bilinear(images, (self._target(h), self._target(w)), self.align_corners)
+        size = (scaled_size(h, self.scale), scaled_size(w, self.scale))
+        return resize_bilinear(images, size, self.align_corners)
 
     def compute_output_shape(self, input_shape):
         h, w = input_shape[1], input_shape[2]
         if self.scale != 1.0:
-            h = None if h is None else self._target(h)
-            w = None if w is None else self._target(w)
+            h = None if h is None else scaled_size(h, self.scale)
+            w = None if w is None else scaled_size(w, self.scale)
         return (input_shape[0], h, w, input_shape[-1])
 
     def get_config(self):

@@ -1,13 +1,16 @@
-"""What every DeepLab model shares: input, normalisation, upsampled logits."""
+"""What every DeepLab model shares: input, normalisation, upsampled logits, the base class,
+and the wrappers (`MSC`, `CRFRefined`) with `unwrap` to reach the model inside them."""
 
 import keras
 
 from deeplab_keras import backbones as backbones_lib
+from deeplab_keras.backbones.base import ConfiguredModel
+from deeplab_keras.layers import preprocessing
 from deeplab_keras.layers.preprocessing import ImageNormalization
 from deeplab_keras.layers.resize import ResizeLike
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+IMAGENET_MEAN = preprocessing.IMAGENET_MEAN
+IMAGENET_STD = preprocessing.IMAGENET_STD
 
 
 def resolve_backbone(backbone, output_stride, backbone_kwargs, who):
@@ -43,29 +46,41 @@ def finish_logits(logits, images, upsample_logits, align_corners):
     return keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
 
 
-class DeepLabModel(keras.Model):
+class DeepLabModel(ConfiguredModel):
     """Base of the DeepLab models: a functional model with a stored config.
 
-    Subclasses build their graph in `__init__`, call `_init_model`, and list
-    their constructor arguments in `self._config`.
+    Subclasses build their graph in `__init__`, then call `_init_model` with their
+    constructor arguments (see `ConfiguredModel`).
     """
 
     def _init_model(self, inputs, outputs, config, backbone=None, **kwargs):
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self._config = config
+        super()._init_model(inputs, outputs, config, **kwargs)
         if backbone is not None:
             self.backbone = backbone
             self.num_classes = int(config["num_classes"])
             self.output_stride = backbone.output_stride
 
-    def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        for key, value in self._config.items():
-            if isinstance(value, (keras.layers.Layer, keras.Model)):
-                value = keras.saving.serialize_keras_object(value)
-            config[key] = value
-        return config
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+class WrapperModel(DeepLabModel):
+    """A model around another segmentation model (`MSC`, `CRFRefined`): `.model` is the inner
+    one."""
+
+    def _init_wrapper(self, inputs, outputs, config, model, **kwargs):
+        self._init_model(inputs, outputs, dict(config, model=model), **kwargs)
+        self.model = model
+        self.num_classes = getattr(model, "num_classes", None)
+
+
+def unwrap(model):
+    """The DeepLab model inside any `MSC` / `CRFRefined` wrappers (the model itself if none).
+
+    Example:
+
+    ```python
+    unwrap(MSC(CRFRefined(net))) is net   # True
+    unwrap(model).backbone                # the backbone of a wrapped model
+    ```
+    """
+    while isinstance(model, WrapperModel):
+        model = model.model
+    return model

@@ -7,7 +7,7 @@ from deeplab_keras.models import base
 
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")
-class CRFRefined(base.DeepLabModel):
+class CRFRefined(base.WrapperModel):
     """`images -> model(images) -> DenseCRF([logits, images])`.
 
     The CRF needs the image as well as the logits, which is why it is a
@@ -39,7 +39,5 @@ class CRFRefined(base.DeepLabModel):
         images = base.image_input()
         logits = model(images)
         refined = crf([logits, images])
-        self._init_model(images, refined, dict(model=model, crf=crf), **kwargs)
-        self.model = model
+        self._init_wrapper(images, refined, dict(crf=crf), model, **kwargs)
         self.crf = crf
-        self.num_classes = getattr(model, "num_classes", None)

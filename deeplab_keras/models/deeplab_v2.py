@@ -2,12 +2,13 @@
 
 import keras
 
+from deeplab_keras.layers import preprocessing
 from deeplab_keras.layers.aspp_v2 import ASPPV2
 from deeplab_keras.layers.aspp_v2 import aspp_v2_rates
 from deeplab_keras.models import base
 
 # The Caffe release subtracts this BGR mean and feeds 0..255 BGR images.
-CAFFE_BGR_MEAN = (104.008, 116.669, 122.675)
+CAFFE_BGR_MEAN = preprocessing.CAFFE_DEEPLAB_BGR_MEAN
 V2_BACKBONES = {
     "resnet101": ("resnet101", "resnet", dict(use_bias=False, bn_epsilon=1e-5)),
     "resnet50": ("resnet50", "resnet", dict(use_bias=False, bn_epsilon=1e-5)),

@@ -2,6 +2,7 @@
 
 import keras
 
+from deeplab_keras.layers import preprocessing
 from deeplab_keras.layers.decoder import DeepLabV3PlusDecoder
 from deeplab_keras.models import base
 from deeplab_keras.models.deeplab_v3 import aspp_rates_for
@@ -48,8 +49,9 @@ class DeepLabV3Plus(base.DeepLabModel):
     def __init__(self, backbone="xception65", output_stride=16, num_classes=21, aspp_filters=256,
                  aspp_rates=None, image_pooling=True, separable=False, aspp_dropout=0.1,
                  pooling_first=False, decoder_filters=256, low_level_filters=48,
-                 bn_epsilon=1e-5, mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5),
-                 channel_order="rgb", align_corners=False, upsample_logits=True,
+                 bn_epsilon=1e-5, mean=preprocessing.UNIT_RANGE_MEAN,
+                 std=preprocessing.UNIT_RANGE_STD, channel_order="rgb", align_corners=False,
+                 upsample_logits=True,
                  backbone_kwargs=None, **kwargs):
         backbone = base.resolve_backbone(backbone, output_stride, backbone_kwargs, "DeepLabV3Plus")
         output_stride = backbone.output_stride

@@ -12,7 +12,7 @@ def scale_key(scale):
 
 
 @keras.saving.register_keras_serializable(package="deeplab_keras")
-class MSC(base.DeepLabModel):
+class MSC(base.WrapperModel):
     """Runs a segmentation model on rescaled copies of the input and fuses them.
 
     Each scale's logits are resized to the input resolution and fused by an
@@ -60,12 +60,10 @@ class MSC(base.DeepLabModel):
             name="fuse_max")(list(per_scale.values()))
         fused = keras.layers.Activation("linear", dtype="float32", name="fused")(fused)
         outputs = {"fused": fused, **per_scale} if output_all_scales else fused
-        config = dict(model=model, scales=scales, output_all_scales=output_all_scales,
+        config = dict(scales=scales, output_all_scales=output_all_scales,
                       align_corners=align_corners)
-        self._init_model(images, outputs, config, **kwargs)
-        self.model = model
+        self._init_wrapper(images, outputs, config, model, **kwargs)
         self.scales = scales
-        self.num_classes = getattr(model, "num_classes", None)
 
 
 __all__ = ["MSC", "scale_key"]

@@ -24,6 +24,17 @@ def spatial_size(x):
     return shape[1], shape[2]
 
 
+def scaled_size(n, scale):
+    """`ceil(n * scale)`, at least 1: the size `ResizeByScale` and multi-scale evaluation use.
+
+    `n` is a Python int (computed exactly, robust to float error such as 0.7 * 10) or a
+    tensor (inside a graph).
+    """
+    if isinstance(n, int):
+        return max(1, -(-int(n * scale * 1e6) // 1000000))
+    return ops.maximum(ops.cast(ops.ceil(ops.cast(n, "float32") * scale), "int32"), 1)
+
+
 def _is_static(size):
     return all(isinstance(s, int) for s in size)
 

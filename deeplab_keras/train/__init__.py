@@ -1,9 +1,8 @@
-"""Training: losses, metrics, learning-rate schedules and optimizers."""
+"""Training: losses, the mIoU metric, learning-rate schedules, optimizers, checkpoints, `fit`."""
 
 from deeplab_keras.train.losses import SegmentationCrossEntropy
 from deeplab_keras.train.losses import msc_losses
 from deeplab_keras.train.losses import msc_targets
-from deeplab_keras.train.metrics import ConfusionMatrix
 from deeplab_keras.train.metrics import MeanIoU
 from deeplab_keras.train.optimizers import AdamWWithMultipliers
 from deeplab_keras.train.optimizers import SGDWithMultipliers
@@ -13,7 +12,7 @@ from deeplab_keras.train.optimizers import make_optimizer
 from deeplab_keras.train.schedules import PolyDecay
 
 __all__ = [
-    "AdamWWithMultipliers", "ConfusionMatrix", "MeanIoU", "PolyDecay", "SGDWithMultipliers",
+    "AdamWWithMultipliers", "MeanIoU", "PolyDecay", "SGDWithMultipliers",
     "SegmentationCrossEntropy", "freeze_batch_norm", "head_lr_multipliers", "make_optimizer",
     "msc_losses", "msc_targets",
 ]

@@ -9,10 +9,10 @@ A checkpoint at step N in `directory` is three files:
 - `ckpt-0000000N.json`: step, metadata (epoch, seed, data position, ...), Keras/backend
   versions, the variable paths and shapes, and the size and sha256 of both files.
 
-Each file goes to a unique temporary file in the same directory, is flushed and fsynced and
-then renamed over its final name (`os.replace`); the JSON goes last. A checkpoint is complete
-only when its JSON exists and both hashes match, so a process killed at any moment leaves the
-previous checkpoint as the latest one.
+Each file goes to a hidden temporary file in the same directory, is fsynced and then renamed
+over its final name (`deeplab_keras.files.atomic_path`); the JSON goes last. A checkpoint is
+complete only when its JSON exists and both hashes match, so a process killed at any moment
+leaves the previous checkpoint as the latest one.
 """
 
 import glob
@@ -21,19 +21,18 @@ import logging
 import os
 import re
 import time
-import uuid
 import warnings
 
 import keras
 import numpy as np
 
+from deeplab_keras import files
 from deeplab_keras.train.distribute import is_chief
-from deeplab_keras.weights.download import sha256_file
 
 FORMAT_VERSION = 1
 PREFIX = "ckpt-"
 _JSON_RE = re.compile(r"^ckpt-(\d+)\.json$")
-_TMP_PREFIX = ".tmp-"
+_TMP_GLOB = "." + PREFIX + "*" + files.PARTIAL_SUFFIX + "*"  # atomic_path temp files
 
 logger = logging.getLogger(__name__)
 
@@ -46,35 +45,6 @@ def checkpoint_prefix(directory, step):
     """`<directory>/ckpt-<step, 8 digits>`: the path without extension of a checkpoint."""
     return os.path.join(directory, f"{PREFIX}{int(step):08d}")
 
-
-
-def _fsync_file(path):
-    with open(path, "rb+") as f:
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_path(directory, suffix):
-    return os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}{suffix}")
-
-
-def _commit(tmp, final):
-    """fsync `tmp` and rename it over `final` (atomic on POSIX and Windows)."""
-    _fsync_file(tmp)
-    os.replace(tmp, final)
 
 
 def _state_variables(model):
@@ -167,46 +137,41 @@ def save_checkpoint(directory, model, step, extra_state=None, max_to_keep=5, for
         # old record first so no moment exists where it describes half-replaced files.
         os.remove(json_path)
 
-    tmp = _tmp_path(directory, ".weights.h5")  # save_weights insists on this suffix
-    try:
+    with files.atomic_path(weights_path) as tmp:
         model.save_weights(tmp)
-        _commit(tmp, weights_path)
-        tmp = _tmp_path(directory, ".npz")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        _commit(tmp, state_path)
-        record = {
-            "format": FORMAT_VERSION,
-            "step": step,
-            "time": time.time(),
-            "files": {
-                "weights": {"name": os.path.basename(weights_path),
-                            "bytes": os.path.getsize(weights_path),
-                            "sha256": sha256_file(weights_path)},
-                "state": {"name": os.path.basename(state_path),
-                          "bytes": os.path.getsize(state_path),
-                          "sha256": sha256_file(state_path)},
-            },
-            "optimizer": (type(model.optimizer).__name__
-                          if getattr(model, "optimizer", None) is not None else None),
-            "optimizer_variables": _describe(optimizer_vars),
-            "state_variables": _describe(state_vars),
-            "num_weights": len(model.weights),
-            "keras_version": keras.__version__,
-            "backend": keras.backend.backend(),
-            "metadata": dict(extra_state or {}),
-        }
-        tmp = _tmp_path(directory, ".json")
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=1, default=_json_default)
-        _commit(tmp, json_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _fsync_dir(directory)
+    with files.atomic_path(state_path) as tmp:
+        _write_state(tmp, arrays)
+    record = {
+        "format": FORMAT_VERSION,
+        "step": step,
+        "time": time.time(),
+        "files": {
+            "weights": {"name": os.path.basename(weights_path),
+                        "bytes": os.path.getsize(weights_path),
+                        "sha256": files.sha256_file(weights_path)},
+            "state": {"name": os.path.basename(state_path),
+                      "bytes": os.path.getsize(state_path),
+                      "sha256": files.sha256_file(state_path)},
+        },
+        "optimizer": (type(model.optimizer).__name__
+                      if getattr(model, "optimizer", None) is not None else None),
+        "optimizer_variables": _describe(optimizer_vars),
+        "state_variables": _describe(state_vars),
+        "num_weights": len(model.weights),
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "metadata": dict(extra_state or {}),
+    }
+    text = json.dumps(record, indent=1, default=_json_default)
+    files.write_bytes_atomic(json_path, text.encode())
     if max_to_keep is not None:
         prune_checkpoints(directory, max_to_keep)
     return prefix
+
+
+def _write_state(path, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _json_default(value):
@@ -219,7 +184,7 @@ def _json_default(value):
 
 
 def _remove_stale_tmp(directory):
-    for path in glob.glob(os.path.join(directory, _TMP_PREFIX + "*")):
+    for path in glob.glob(os.path.join(glob.escape(directory), _TMP_GLOB)):
         try:
             os.remove(path)
         except OSError:
@@ -279,7 +244,7 @@ def read_record(prefix):
         if size != info["bytes"]:
             raise CheckpointError(f"{path}: {size} bytes, but the record says {info['bytes']} "
                                   "(torn or overwritten file).")
-        digest = sha256_file(path)
+        digest = files.sha256_file(path)
         if digest != info["sha256"]:
             raise CheckpointError(f"{path}: sha256 {digest} does not match the record's "
                                   f"{info['sha256']} (corrupt file).")

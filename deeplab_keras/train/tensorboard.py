@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from deeplab_keras import visualize
+from deeplab_keras.data import classes
 
 
 def _tf_or_none():
@@ -114,11 +115,11 @@ class ValidationCallback(keras.callbacks.Callback):
         for i, (_, image, mask) in enumerate(data.iterate_eval(self.examples, self.layout)):
             if i >= self.num_images:
                 break
-            probs = evaluation.predict_logits(self.model, image, scales=self.scales)
+            probs = evaluation.predict_probabilities(self.model, image, scales=self.scales)
             pred = np.argmax(np.asarray(probs), axis=-1)
             panels.append(visualize.panel([np.asarray(image, np.uint8),
-                                           visualize.colorize(mask, palette),
-                                           visualize.colorize(pred, palette)]))
+                                           classes.colorize(mask, palette),
+                                           classes.colorize(pred, palette)]))
         return panels
 
     def _write_pictures(self, step, panels):

@@ -41,16 +41,17 @@ from deeplab_keras.train import checkpoint as checkpoint_lib  # noqa: E402
 from deeplab_keras.train import trainer  # noqa: E402
 
 if args.crash_in_save_at is not None:
-    commit = checkpoint_lib._commit
+    write_state = checkpoint_lib._write_state
     crash_name = os.path.basename(checkpoint_lib.checkpoint_prefix(".", args.crash_in_save_at))
 
-    def crashing_commit(tmp, final):
-        if os.path.basename(final) == crash_name + ".state.npz":
-            print(f"crashing while saving {final}", flush=True)
+    def crashing_write_state(tmp, arrays):
+        # The temp state file is written, not yet renamed: a kill right there.
+        write_state(tmp, arrays)
+        if os.path.basename(tmp).startswith(f".{crash_name}.state.npz."):
+            print(f"crashing while saving {tmp}", flush=True)
             os._exit(137)
-        commit(tmp, final)
 
-    checkpoint_lib._commit = crashing_commit
+    checkpoint_lib._write_state = crashing_write_state
 
 
 class PrintStep(keras.callbacks.Callback):

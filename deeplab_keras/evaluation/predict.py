@@ -1,6 +1,8 @@
-"""Evaluation: multi-scale / flipped / sliding-window prediction and mIoU over a dataset.
+"""One image through a model, optionally multi-scale, flipped and by sliding window.
 
-Everything here is numpy plus `keras.ops`, so it runs on TensorFlow and JAX.
+`predict_probabilities` fuses the passes in probability space (TF DeepLab's multi-scale
+evaluation); `predict_logits` averages raw logits. Everything here is numpy plus `keras.ops`, so
+it runs on TensorFlow and JAX.
 """
 
 import math
@@ -9,9 +11,7 @@ import keras
 import numpy as np
 
 from deeplab_keras.ops.resize import resize_bilinear
-from deeplab_keras.train.metrics import ConfusionMatrix
-
-OUTPUTS = ("probabilities", "logits")
+from deeplab_keras.ops.resize import scaled_size
 
 
 def _resize(array, size):
@@ -58,11 +58,6 @@ def _pair(value, what):
     return value
 
 
-def scaled_size(n, scale):
-    """`ceil(n * scale)`, as `deeplab_keras.layers.ResizeByScale` computes it."""
-    return max(1, -(-int(n * scale * 1e6) // 1000000))
-
-
 def tile_starts(size, crop, stride):
     """Tile origins along one axis: every `stride`, the last tile flush with the end."""
     if size <= crop:
@@ -99,17 +94,15 @@ def _predict_views(model, views, crop_size, stride, batch_size):
     return [s / counts for s in sums]
 
 
-def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stride=None,
-                   batch_size=4, output="probabilities"):
+def predict_probabilities(model, image, scales=(1.0,), flip=False, crop_size=None, stride=None,
+                          batch_size=4):
     """Predicts one image, optionally multi-scale, flipped and by sliding window.
 
     For each scale the image is resized bilinearly to `ceil(H * scale) x
     ceil(W * scale)` (the `ResizeByScale` convention), predicted (and, with
     `flip`, predicted mirrored and mirrored back), and the logits are resized
     bilinearly back to `H x W`. The passes are averaged as softmax
-    probabilities (TF DeepLab's multi-scale evaluation) with
-    `output="probabilities"`, or as raw logits with `output="logits"`. With
-    one scale and no flip, "logits" returns the model's logits unchanged.
+    probabilities (TF DeepLab's multi-scale evaluation).
 
     With `crop_size`, an input (after scaling) larger than the crop is
     predicted tile by tile: tiles of `crop_size` every `stride` pixels, the
@@ -128,7 +121,6 @@ def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stri
         crop_size: None, an int or (height, width) for the sliding window.
         stride: tile step, int or (height, width); default 2/3 of the crop.
         batch_size: images or tiles per model call.
-        output: "probabilities" or "logits".
 
     Returns:
         float32 numpy `[H, W, C]`.
@@ -136,30 +128,49 @@ def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stri
     Example:
 
     ```python
-    probs = deeplab_keras.evaluation.predict_logits(
+    probs = deeplab_keras.evaluation.predict_probabilities(
         model, image, scales=(0.75, 1.0, 1.25), flip=True, crop_size=513)
     labels = probs.argmax(-1)
     ```
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"predict_logits: `output` must be one of {OUTPUTS}; received "
-                         f"{output!r}.")
+    return _predict(model, image, scales, flip, crop_size, stride, batch_size, True,
+                    "predict_probabilities")
+
+
+def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stride=None,
+                   batch_size=4):
+    """Like `predict_probabilities`, but the passes are averaged as raw logits.
+
+    With one scale, no flip and no sliding window it returns the model's logits unchanged
+    (resized to the image if the model returns them at the output stride).
+
+    Example:
+
+    ```python
+    logits = deeplab_keras.evaluation.predict_logits(model, image, crop_size=513)
+    ```
+    """
+    return _predict(model, image, scales, flip, crop_size, stride, batch_size, False,
+                    "predict_logits")
+
+
+def _predict(model, image, scales, flip, crop_size, stride, batch_size, probabilities, who):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"predict_logits: expected one RGB image [H, W, 3]; received shape "
+        raise ValueError(f"{who}: expected one RGB image [H, W, 3]; received shape "
                          f"{image.shape}. For a batch, call it per image.")
     image = image.astype(np.float32)
     scales = tuple(float(s) for s in scales)
     if not scales or min(scales) <= 0:
-        raise ValueError(f"predict_logits: `scales` must be positive; received {scales}.")
+        raise ValueError(f"{who}: `scales` must be positive; received {scales}.")
     if int(batch_size) < 1:
-        raise ValueError(f"predict_logits: batch_size must be >= 1; received {batch_size}.")
+        raise ValueError(f"{who}: batch_size must be >= 1; received {batch_size}.")
     crop_size = _pair(crop_size, "crop_size")
     if crop_size is not None:
         stride = _pair(stride, "stride") or tuple(max(1, math.ceil(c * 2 / 3))
                                                   for c in crop_size)
         if stride[0] > crop_size[0] or stride[1] > crop_size[1]:
-            raise ValueError(f"predict_logits: stride {stride} is larger than crop_size "
+            raise ValueError(f"{who}: stride {stride} is larger than crop_size "
                              f"{crop_size}; tiles would leave gaps.")
     height, width = image.shape[:2]
     total, passes = None, 0
@@ -172,98 +183,10 @@ def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stri
             if k == 1:
                 logits = logits[:, ::-1]
             logits = _resize(logits, (height, width))
-            value = _softmax(logits) if output == "probabilities" else logits
+            value = _softmax(logits) if probabilities else logits
             total = value if total is None else total + value
             passes += 1
     return (total / passes).astype(np.float32)
 
 
-def _progress_target(examples, num_examples):
-    if num_examples is not None:
-        return int(num_examples)
-    try:
-        return len(examples)
-    except TypeError:
-        return None
-
-
-def evaluate(model, examples, num_classes, ignore_label=255, scales=(1.0,), flip=False,
-             crop_size=None, stride=None, batch_size=4, class_names=None, progress=True,
-             num_examples=None):
-    """Mean IoU of `model` over (name, image, mask) examples; no image is skipped.
-
-    Each image is predicted with `predict_logits` (so multi-scale, flip and
-    sliding window apply), its argmax compared with the mask pixel by pixel
-    in a `ConfusionMatrix` (pixels equal to `ignore_label` skipped; other
-    out-of-range mask values raise). A failing example raises `RuntimeError`
-    naming it, chained to the cause.
-
-    Args:
-        model: a segmentation model (see `predict_logits`).
-        examples: an iterable of `(name, image, mask)`: image uint8/float
-            `[H, W, 3]` RGB 0..255, mask int `[H, W]` (or `[H, W, 1]`), e.g.
-            `deeplab_keras.data.iterate_eval(...)`.
-        num_classes: number of classes.
-        ignore_label: mask value to skip (None for none).
-        scales, flip, crop_size, stride, batch_size: see `predict_logits`.
-        class_names: optional names for `per_class_iou` and the table.
-        progress: show a `keras.utils.Progbar` with the running mIoU.
-        num_examples: expected count (for the progress bar when `examples`
-            has no `len`); if given and a different number arrives, raises.
-
-    Returns:
-        dict with `miou`, `per_class_iou` (name -> IoU, NaN for a class in
-        neither masks nor predictions), `pixel_accuracy`, `num_images`,
-        `confusion` (int64 `[C, C]`, rows true, columns predicted) and
-        `table` (printable per-class IoU).
-
-    Example:
-
-    ```python
-    result = deeplab_keras.evaluation.evaluate(
-        model, deeplab_keras.data.iterate_eval(examples, layout), num_classes=11,
-        ignore_label=layout.ignore_label, class_names=layout.class_names)
-    print(result["table"])
-    ```
-    """
-    cm = ConfusionMatrix(num_classes, ignore_label, class_names)
-    target = _progress_target(examples, num_examples)
-    bar = keras.utils.Progbar(target, unit_name="image", stateful_metrics=["mIoU"]) if (
-        progress) else None
-    count = 0
-    for item in examples:
-        try:
-            name, image, mask = item
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"evaluate: example #{count} is not a (name, image, mask) "
-                             f"triple.") from error
-        try:
-            mask = np.asarray(mask)
-            if mask.ndim == 3 and mask.shape[-1] == 1:
-                mask = mask[..., 0]
-            image = np.asarray(image)
-            if mask.shape != image.shape[:2]:
-                raise ValueError(f"mask shape {mask.shape} does not match image shape "
-                                 f"{image.shape}.")
-            probs = predict_logits(model, image, scales=scales, flip=flip, crop_size=crop_size,
-                                   stride=stride, batch_size=batch_size)
-            if probs.shape[-1] != cm.num_classes:
-                raise ValueError(f"the model predicts {probs.shape[-1]} classes but "
-                                 f"num_classes={cm.num_classes}.")
-            cm.update(mask, probs.argmax(-1))
-        except Exception as error:
-            raise RuntimeError(f"evaluate: example #{count} ({name!r}) failed: "
-                               f"{type(error).__name__}: {error}") from error
-        count += 1
-        if bar is not None:
-            bar.update(count, values=[("mIoU", cm.miou)])
-    if count == 0:
-        raise ValueError("evaluate: `examples` yielded no images; check the split and the "
-                         "data directory.")
-    if num_examples is not None and count != int(num_examples):
-        raise ValueError(f"evaluate: expected {num_examples} examples but received {count}.")
-    return dict(miou=cm.miou, per_class_iou=cm.per_class_dict(), pixel_accuracy=cm.pixel_accuracy(),
-                num_images=count, confusion=cm.matrix.copy(), table=cm.table())
-
-
-__all__ = ["evaluate", "predict_logits", "tile_starts"]
+__all__ = ["predict_logits", "predict_probabilities", "tile_starts"]
