@@ -72,7 +72,6 @@ def palette_of(model):
 def main(argv):
     del argv
     import keras
-    from PIL import Image
 
     from deeplab_keras import assets
     from deeplab_keras import inference
@@ -107,10 +106,9 @@ def main(argv):
             line = (f"; with CRF {time.perf_counter() - start:.2f} s, "
                     f"{100 * (refined.labels != plain.labels).mean():.1f}% of pixels changed")
             written += visualize.save_segmentation(refined, image, output_dir, stem, "crf")
-        compare = os.path.join(output_dir, f"{stem}_compare.png")
-        Image.fromarray(compare_picture(image, plain, refined, names, palette_of(model))).save(
-            compare)
-        written.append(compare)
+        written.append(visualize.save_png(
+            compare_picture(image, plain, refined, names, palette_of(model)),
+            os.path.join(output_dir, f"{stem}_compare.png")))
         top = ", ".join(f"{k} {100 * v:.0f}%" for k, v in
                         list(plain.class_fractions(names).items())[:3])
         print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, {top} "

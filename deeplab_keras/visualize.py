@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from deeplab_keras import files
 from deeplab_keras import inference
 
 
@@ -76,6 +77,24 @@ def stack(pictures, gap=4):
     return np.concatenate(parts[:-1], axis=0)
 
 
+def save_png(picture, path):
+    """Writes an RGB uint8 array (or a PIL image) as a PNG, atomically; returns `path`.
+
+    Example:
+
+    ```python
+    save_png(panel([image, result.color_mask]), "predictions/street_panel.png")
+    ```
+    """
+    from PIL import Image
+
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(
+        np.asarray(picture, np.uint8))
+    with files.atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
+
+
 def save_segmentation(result, image, output_dir, stem, tag=None):
     """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png`; returns the paths.
 
@@ -87,18 +106,12 @@ def save_segmentation(result, image, output_dir, stem, tag=None):
     save_segmentation(result, image, "predictions", "street")
     ```
     """
-    from PIL import Image
-
-    os.makedirs(output_dir, exist_ok=True)
     base = f"{stem}_{tag}" if tag else stem
-    written = []
-    for suffix, picture in (("mask", result.color_mask), ("overlay", result.overlay),
-                            ("panel", panel([np.asarray(image, np.uint8), result.color_mask,
-                                             result.overlay]))):
-        out = os.path.join(output_dir, f"{base}_{suffix}.png")
-        Image.fromarray(picture).save(out)
-        written.append(out)
-    return written
+    pictures = (("mask", result.color_mask), ("overlay", result.overlay),
+                ("panel", panel([np.asarray(image, np.uint8), result.color_mask,
+                                 result.overlay])))
+    return [save_png(picture, os.path.join(output_dir, f"{base}_{suffix}.png"))
+            for suffix, picture in pictures]
 
 
 def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False, tag=None):

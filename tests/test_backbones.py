@@ -99,3 +99,22 @@ def test_backbone_config_round_trip_and_errors():
 def test_list_backbones():
     assert {"resnet101", "resnet101_v1_5", "vgg16_largefov", "xception65",
             "mobilenetv2"} <= set(backbones.list_backbones())
+
+
+@pytest.mark.parametrize("name, kwargs", [("resnet50", TINY_RESNET), ("mobilenetv2",
+                                                                      dict(alpha=0.35))])
+def test_config_carries_the_dtype_policy_it_was_built_with(name, kwargs):
+    """`dtype` builds every layer under that policy and survives a config round trip, whatever
+    the global policy is when the config is rebuilt (keras-hub's Backbone idiom)."""
+    backbone = backbones.get(name, output_stride=16, dtype="mixed_bfloat16", **kwargs)
+    assert {layer.dtype_policy.name for layer in backbone.layers if layer.weights} == {
+        "mixed_bfloat16"}
+    config = backbone.get_config()
+    assert config["dtype"]["config"]["name"] == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy was restored
+    rebuilt = type(backbone).from_config(config)
+    assert rebuilt.get_config() == config
+    assert {layer.dtype_policy.name for layer in rebuilt.layers if layer.weights} == {
+        "mixed_bfloat16"}
+    default = backbones.get(name, output_stride=16, **kwargs)
+    assert default.get_config()["dtype"]["config"]["name"] == "float32"

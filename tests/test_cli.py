@@ -11,6 +11,8 @@ from PIL import Image
 from deeplab_keras import assets
 from deeplab_keras import cli
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _tiny_camvid(root, n_train=4, n_val=2, size=(24, 32)):
     rng = np.random.default_rng(0)

@@ -5,6 +5,8 @@ import pytest
 
 from deeplab_keras import data
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _pair(height=20, width=30, labels=(0, 3, 7), seed=0):
     rng = np.random.default_rng(seed)

@@ -11,6 +11,8 @@ from PIL import Image
 
 from deeplab_keras import data
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _save(tmp_path, name, array_or_image, **kwargs):
     path = os.path.join(str(tmp_path), name)

@@ -10,6 +10,8 @@ from PIL import Image
 from deeplab_keras import data
 from deeplab_keras.data import layouts
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _image(path, height=4, width=6, seed=0):
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -12,6 +12,8 @@ from PIL import Image
 
 from deeplab_keras import data
 
+pytestmark = pytest.mark.tf_free_host
+
 CROP = (8, 10)
 
 

@@ -6,6 +6,8 @@ from PIL import Image
 
 from deeplab_keras import data
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _masks(tmp_path, arrays):
     layout = data.folder_layout(num_classes=3, ignore_label=255)

@@ -11,6 +11,8 @@ from deeplab_keras import models
 from deeplab_keras import visualize
 from deeplab_keras.data import classes
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def test_bundled_examples_exist_and_load():
     paths = assets.example_images()

@@ -5,6 +5,8 @@ import pytest
 from deeplab_keras import evaluation
 from deeplab_keras.ops import resize_bilinear
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def pointwise_model(classes=3, seed=0):
     """A 1x1 conv: translation- and flip-equivariant, no border effects."""

@@ -12,6 +12,8 @@ import pytest
 
 from deeplab_keras import files
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def test_write_json_atomic_creates_the_folder_and_leaves_no_partial(tmp_path):
     path = tmp_path / "new" / "run.json"

@@ -7,6 +7,8 @@ from PIL import Image
 import deeplab_keras as dk
 from deeplab_keras.data import classes
 
+pytestmark = pytest.mark.tf_free_host
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -135,3 +135,15 @@ def test_compiled_predict_matches_eager():
     eager = np.asarray(model(images, training=False))
     model.compile(jit_compile=True)  # XLA on TensorFlow; JAX always compiles
     np.testing.assert_allclose(model.predict(images, verbose=0), eager, atol=1e-4)
+
+
+def test_model_dtype_reaches_backbone_and_head_and_round_trips():
+    model = models.DeepLabV3Plus(backbone="mobilenetv2", num_classes=3, aspp_filters=8,
+                                 decoder_filters=8, low_level_filters=4,
+                                 backbone_kwargs=dict(alpha=0.35), dtype="mixed_bfloat16")
+    policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
+    policies |= {layer.dtype_policy.name for layer in model.backbone.layers if layer.weights}
+    assert policies == {"mixed_bfloat16"}
+    assert model.output.dtype == "float32"  # logits stay float32
+    rebuilt = models.DeepLabV3Plus.from_config(model.get_config())
+    assert rebuilt.get_config() == model.get_config()

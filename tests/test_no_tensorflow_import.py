@@ -10,6 +10,8 @@ import pytest
 SCRIPT = """
 import sys, numpy as np, keras
 import deeplab_keras as dk
+
+pytestmark = pytest.mark.tf_free_host
 model = dk.models.DeepLabV3Plus(backbone="resnet50_v1_5", num_classes=3, aspp_filters=8,
     decoder_filters=8, backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
     stem_filters=4))

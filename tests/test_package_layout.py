@@ -214,25 +214,29 @@ def test_import_is_cheap_and_cli_help_needs_no_keras():
     assert "deeplab-keras train" in out and "keras loaded: False" in out
 
 
-@pytest.mark.parametrize("order", ["deeplab_keras first", "keras first"])
-def test_keras_load_model_finds_every_class_after_import_deeplab_keras(tmp_path, order):
-    path = str(tmp_path / "model.keras")
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A compiled CRFRefined(MSC(DeepLabV1)) saved by another process: layers, a backbone,
+    models, both wrappers, a loss and a metric of the package."""
+    path = str(tmp_path_factory.mktemp("saved") / "model.keras")
     _run(f"""
-        import keras
         from deeplab_keras import models, train
-        net = models.DeepLabV3Plus(backbone="mobilenetv2", num_classes=3, aspp_filters=8,
-                                   decoder_filters=8, low_level_filters=4,
-                                   backbone_kwargs=dict(alpha=0.35))
+        net = models.DeepLabV1(num_classes=3, hidden_filters=8,
+                               backbone_kwargs=dict(widths=(4, 4, 4, 4, 4)))
         model = models.CRFRefined(models.MSC(net, scales=(1.0, 0.5)), "pydensecrf_readme")
         model.compile(optimizer="sgd", loss=train.SegmentationCrossEntropy(),
                       metrics=[train.MeanIoU(3)])
         model.save({path!r})
     """, KERAS_BACKEND="jax")
-    first = "import deeplab_keras\nimport keras" if order == "deeplab_keras first" else (
-        "import keras\nimport deeplab_keras")
+    return path
+
+
+@pytest.mark.parametrize("first", ["import deeplab_keras\nimport keras",
+                                   "import keras\nimport deeplab_keras"],
+                         ids=["deeplab_keras_first", "keras_first"])
+def test_keras_load_model_finds_every_class_after_import_deeplab_keras(saved_model, first):
     out = _run(first + f"""
-import sys
-model = keras.saving.load_model({path!r})
+model = keras.saving.load_model({saved_model!r})
 print(type(model).__name__, type(model.model).__name__, type(model.loss).__name__)
 """, KERAS_BACKEND="jax")
     assert out.split() == ["CRFRefined", "MSC", "SegmentationCrossEntropy"]

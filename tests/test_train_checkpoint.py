@@ -18,6 +18,8 @@ from deeplab_keras.train import callbacks as callbacks_lib  # noqa: E402
 from deeplab_keras.train import checkpoint as ckpt  # noqa: E402
 from deeplab_keras.train import trainer  # noqa: E402
 
+pytestmark = pytest.mark.tf_free_host
+
 
 def _values(variables):
     return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]

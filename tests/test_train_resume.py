@@ -15,6 +15,9 @@ import threading
 
 import keras
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.tf_free_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "scripts", "resume_worker.py")

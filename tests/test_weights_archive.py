@@ -14,6 +14,8 @@ import pytest
 
 from deeplab_keras.weights import archive
 
+pytestmark = pytest.mark.tf_free_host
+
 FILES = {
     "model/weights.bin": bytes(range(256)) * 40,
     "model/sub/notes.txt": b"hello\n",

@@ -16,6 +16,8 @@ from deeplab_keras.weights import cards
 from deeplab_keras.weights import errors
 from deeplab_keras.weights import registry
 
+pytestmark = pytest.mark.tf_free_host
+
 NAME = "deeplabv3plus_mobilenetv2_camvid"
 LABELS_DIR = os.path.join(os.path.dirname(__file__), "data", "camvid_example_labels")
 CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")

@@ -26,6 +26,8 @@ from deeplab_keras.weights import cache_folder
 from deeplab_keras.weights import download
 from deeplab_keras.weights import integrity
 
+pytestmark = pytest.mark.tf_free_host
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "scripts", "download_worker.py")
 

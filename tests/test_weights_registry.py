@@ -35,6 +35,8 @@ from deeplab_keras.weights import records
 from deeplab_keras.weights import registry
 from deeplab_keras.weights import specs
 
+pytestmark = pytest.mark.tf_free_host
+
 ISSUE_NAMES = ("deeplab_resnet101_voc", "deeplab_vgg16_largefov_voc", "deeplab_vgg16_aspp_voc",
                "deeplabv3plus_xception65_voc", "deeplabv3plus_xception65_cityscapes",
                "deeplabv3_mobilenetv2_voc", "deeplabv3plus_xception65_ade20k",

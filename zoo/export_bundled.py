@@ -4,7 +4,7 @@ Writes `deeplab_keras/assets/models/<name>/weights.h5` (float16 storage, BN
 statistics in float32; written atomically) and `evaluation.json` holding the
 training record read from each stage's `run.json` and `metrics_val.json`
 (what `deeplab-keras train` writes), then prints the values the
-`WeightRecord` in `deeplab_keras/weights/records.py` needs (sha256, size,
+`WeightRecord` in `deeplab_keras/weights/records/` needs (sha256, size,
 parameter count, architecture arguments). Run `zoo/evaluate_camvid.py` next:
 it adds the measured metrics to `evaluation.json`.
 

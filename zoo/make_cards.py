@@ -1,6 +1,6 @@
 """Writes zoo/<name>.md (one model card per registered weight set) and zoo/README.md.
 
-The cards are generated from `deeplab_keras/weights/records.py`, so they never drift;
+The cards are generated from `deeplab_keras/weights/records/`, so they never drift;
 `tests/test_weights_registry.py` fails when they are out of date.
 
 Usage:
@@ -17,7 +17,7 @@ README_HEAD = """# zoo
 
 Model cards for the pretrained-weight registry, one per weight set: architecture,
 preprocessing, classes, dense-CRF parameters, reported metrics with their source, source file,
-hash status, license and paper. They are generated from `deeplab_keras/weights/records.py` by
+hash status, license and paper. They are generated from `deeplab_keras/weights/records/` by
 `python zoo/make_cards.py` (do not edit them by hand; a test checks they are up to date).
 
 ```python

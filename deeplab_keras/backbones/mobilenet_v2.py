@@ -11,7 +11,7 @@ TF-slim end point `layer_{i + 2}` is the output of block `i` (`Conv` is
 import keras
 
 from deeplab_keras.backbones.base import Backbone
-from deeplab_keras.backbones.layers_util import batch_norm
+from deeplab_keras.backbones.blocks import batch_norm
 from deeplab_keras.backbones.output_stride import AtrousTracker
 from deeplab_keras.backbones.output_stride import check_output_stride
 from deeplab_keras.layers.atrous_conv import AtrousConv2D

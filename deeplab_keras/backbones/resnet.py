@@ -18,8 +18,8 @@ layout, so converters map names one to one.
 import keras
 
 from deeplab_keras.backbones.base import Backbone
-from deeplab_keras.backbones.layers_util import batch_norm
-from deeplab_keras.backbones.layers_util import max_pool_3x3_s2
+from deeplab_keras.backbones.blocks import batch_norm
+from deeplab_keras.backbones.blocks import max_pool_3x3_s2
 from deeplab_keras.backbones.output_stride import AtrousTracker
 from deeplab_keras.backbones.output_stride import check_output_stride
 from deeplab_keras.layers.atrous_conv import AtrousConv2D

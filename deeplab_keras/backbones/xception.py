@@ -9,8 +9,8 @@ becomes `entry_flow_block1_unit_1_xception_module_separable_conv1_depthwise`
 import keras
 
 from deeplab_keras.backbones.base import Backbone
-from deeplab_keras.backbones.layers_util import batch_norm
-from deeplab_keras.backbones.layers_util import separable_conv_bn
+from deeplab_keras.backbones.blocks import batch_norm
+from deeplab_keras.backbones.blocks import separable_conv_bn
 from deeplab_keras.backbones.output_stride import AtrousTracker
 from deeplab_keras.backbones.output_stride import check_output_stride
 from deeplab_keras.layers.atrous_conv import AtrousConv2D

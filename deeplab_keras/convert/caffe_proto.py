@@ -114,6 +114,14 @@ def _next_field(buf, pos, end):
     return field, wire, (pos, pos + width), pos + width
 
 
+def _packed(buf, span, itemsize, dtype, what):
+    """The packed repeated numbers in `buf[span[0]:span[1]]` as a numpy view."""
+    start, end = span
+    if (end - start) % itemsize:
+        raise ProtobufError(f"{what} of {end - start} bytes")
+    return np.frombuffer(buf, dtype, count=(end - start) // itemsize, offset=start)
+
+
 def _fixed_run(buf, first, pos, end, tag, width, dtype):
     """An unpacked repeated float/double: the first value at `first`, more records
     `tag + value` may follow from `pos`. Read all consecutive ones at once."""
@@ -155,18 +163,12 @@ def parse_blob(buf, start, stop, where="blob"):
     while pos < stop:
         field, wire, value, pos = _next_field(buf, pos, stop)
         if field == BLOB_DATA and wire == WIRE_LEN:
-            if (value[1] - value[0]) % 4:
-                raise ProtobufError(f"{where}: packed float data of {value[1] - value[0]} bytes")
-            floats.append(np.frombuffer(buf, "<f4", count=(value[1] - value[0]) // 4,
-                                        offset=value[0]))
+            floats.append(_packed(buf, value, 4, "<f4", f"{where}: packed float data"))
         elif field == BLOB_DATA and wire == WIRE_I32:
             run, pos = _fixed_run(buf, value[0], pos, stop, b"\x2d", 4, "<f4")
             floats.append(run)
         elif field == BLOB_DOUBLE_DATA and wire == WIRE_LEN:
-            if (value[1] - value[0]) % 8:
-                raise ProtobufError(f"{where}: packed double data of {value[1] - value[0]} bytes")
-            doubles.append(np.frombuffer(buf, "<f8", count=(value[1] - value[0]) // 8,
-                                         offset=value[0]))
+            doubles.append(_packed(buf, value, 8, "<f8", f"{where}: packed double data"))
         elif field == BLOB_DOUBLE_DATA and wire == WIRE_I64:
             run, pos = _fixed_run(buf, value[0], pos, stop, b"\x41", 8, "<f8")
             doubles.append(run)

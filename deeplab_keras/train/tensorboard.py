@@ -125,11 +125,8 @@ class ValidationCallback(keras.callbacks.Callback):
     def _write_pictures(self, step, panels):
         if not panels:
             return
-        from PIL import Image
-
-        os.makedirs(self.picture_dir, exist_ok=True)
         stacked = np.concatenate([_pad_to(p, panels) for p in panels], axis=0)
-        Image.fromarray(stacked).save(os.path.join(self.picture_dir, f"step_{step:07d}.png"))
+        visualize.save_png(stacked, os.path.join(self.picture_dir, f"step_{step:07d}.png"))
 
 
 def _pad_to(panel, panels):
@@ -222,5 +219,4 @@ def plot_curves(curves, path, size=(640, 360), title=""):
     draw.text((margin, 10), title, fill=(0, 0, 0))
     draw.text((margin, height - margin + 8), f"step {x0:g}", fill=(0, 0, 0))
     draw.text((width - margin - 70, height - margin + 8), f"step {x1:g}", fill=(0, 0, 0))
-    image.save(path)
-    return path
+    return visualize.save_png(image, path)
