@@ -118,3 +118,28 @@ def test_config_carries_the_dtype_policy_it_was_built_with(name, kwargs):
         "mixed_bfloat16"}
     default = backbones.get(name, output_stride=16, **kwargs)
     assert default.get_config()["dtype"]["config"]["name"] == "float32"
+
+
+@pytest.mark.requires_tf
+@pytest.mark.parametrize("size", [321, 500, 513])
+def test_mobilenetv2_same_padding_is_tf_same_at_even_and_odd_sizes(size):
+    """TF research/deeplab's MobileNetV2 pads stride-2 convs with TF's 'SAME' rule (more at
+    the end on even sizes); `padding="same"` reproduces tf.nn.conv2d / depthwise_conv2d."""
+    import tensorflow as tf
+
+    backbone = backbones.mobilenetv2(output_stride=32, alpha=0.35, padding="same")
+    probe = keras.Model(backbone.input, [backbone.get_layer("Conv").output,
+                                         backbone.get_layer("expanded_conv_1_depthwise").output,
+                                         backbone.get_layer("expanded_conv_1_expand_relu")
+                                         .output])
+    x = np.random.default_rng(size).normal(size=(1, size, size, 3)).astype("float32")
+    stem, depthwise, expanded = (np.asarray(t) for t in probe(x))
+    kernel = backbone.get_layer("Conv").kernel.numpy()
+    np.testing.assert_allclose(stem, tf.nn.conv2d(x, kernel, 2, "SAME").numpy(), atol=1e-4)
+    depthwise_kernel = backbone.get_layer("expanded_conv_1_depthwise").depthwise_kernel.numpy()
+    reference = tf.nn.depthwise_conv2d(expanded, depthwise_kernel, [1, 2, 2, 1], "SAME")
+    np.testing.assert_allclose(depthwise, reference.numpy(), atol=1e-4)
+    symmetric = backbones.mobilenetv2(output_stride=32, alpha=0.35)
+    symmetric.set_weights(backbone.get_weights())
+    shifted = np.asarray(keras.Model(symmetric.input, symmetric.get_layer("Conv").output)(x))
+    assert (np.abs(shifted - stem).max() > 1e-3) == (size % 2 == 0)

@@ -7,6 +7,7 @@ converted model must reproduce the source model's outputs. The name lists below
 are generated from those files' structure, independently of the converter.
 """
 
+import os
 import sys
 
 import keras
@@ -335,3 +336,85 @@ def test_full_size_xception65_names_and_shapes():
         assert values[name].shape == shape, name
     report = from_tf_checkpoint(model, values)
     assert len(report.mapped) == len(model.weights) == len(values) - 2
+
+
+def write_model_zoo_tarball(values, path, folder, checkpoint_name, global_step=None):
+    """A tarball packed as TF research/deeplab's model zoo packs them: `<folder>/` holding the
+    Saver's checkpoint (`checkpoint` file, `<name>.index`, `<name>.data-00000-of-00001`), a
+    `frozen_inference_graph.pb`; Momentum slots for every trainable weight and global_step."""
+    import tarfile
+
+    tf = pytest.importorskip("tensorflow")
+    values = dict(values)
+    for name in list(values):
+        if not name.endswith(("moving_mean", "moving_variance")) and name != "global_step":
+            values[name + "/Momentum"] = np.zeros_like(values[name])
+    values["global_step"] = np.array(global_step or 30000, np.int64)
+    staging = os.path.join(os.path.dirname(path), "staging")
+    os.makedirs(os.path.join(staging, folder))
+    graph = tf.compat.v1.Graph()
+    with graph.as_default():
+        for name, value in values.items():
+            tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            saver.save(sess, os.path.join(staging, folder, checkpoint_name),
+                       global_step=global_step, write_meta_graph=False)
+    with open(os.path.join(staging, folder, "frozen_inference_graph.pb"), "wb") as f:
+        f.write(b"graph")
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(os.path.join(staging, folder), arcname=folder)
+    return values
+
+
+@pytest.mark.requires_tf
+@pytest.mark.parametrize("kind", ["xception65", "mobilenetv2"])
+def test_model_zoo_tarball_as_downloaded(kind, tmp_path, monkeypatch):
+    """The tarball itself, packed like the real ones, through `from_tf_checkpoint` and through
+    the path `dk.load_model` takes (a test-registered copy of the official record)."""
+    import dataclasses
+
+    from deeplab_keras.weights import loading
+    from deeplab_keras.weights import registry
+
+    build, official, folder, name, step = {
+        "xception65": (tiny_xception_v3plus, "deeplabv3plus_xception65_voc",
+                       "deeplabv3_pascal_train_aug", "model.ckpt", None),
+        "mobilenetv2": (tiny_mobilenet_v3, "deeplabv3_mobilenetv2_voc",
+                        "deeplabv3_mnv2_pascal_train_aug", "model.ckpt", 30000),
+    }[kind]
+    source = build()
+    randomize(source, 1)
+    tarball = tmp_path / f"{folder}_2018.tar.gz"
+    values = write_model_zoo_tarball(checkpoint_values(source, extra=False), str(tarball),
+                                     folder, name, step)
+    x = images()
+    expected = np.asarray(source(x, training=False))
+    target = build()
+    report = from_tf_checkpoint(target, str(tarball))
+    assert set(report.skipped) == {n for n in values if n.endswith("/Momentum")} | {
+        "global_step"}
+    np.testing.assert_allclose(np.asarray(target(x, training=False)), expected, atol=1e-5)
+
+    member = f"{folder}/{name}" + (f"-{step}" if step else "")
+    record = registry.get_record(official)
+    tiny = TINY_XCEPTION if kind == "xception65" else TINY_MOBILENET
+    arch = {k: v for k, v in source.get_config().items()
+            if k not in ("name", "trainable", "dtype", "num_classes", "backbone")}
+    arch.update(backbone=kind,
+                backbone_kwargs={**tiny, **(record.arch_kwargs.get("backbone_kwargs") or {})})
+    test_record = dataclasses.replace(
+        record, name=f"{kind}_tarball_test", arch_kwargs=arch, num_classes=5,
+        class_names=tuple("abcde"), urls=(tarball.as_uri(),), member=member, num_params=1)
+    monkeypatch.setenv("DEEPLAB_KERAS_CACHE", str(tmp_path / "cache"))
+    registry.register(test_record)
+    try:
+        loaded = loading.load_model(test_record.name)
+    finally:
+        registry.unregister(test_record.name)
+    # The record's own geometry (for MobileNetV2: TF's SAME padding) with the source's weights.
+    reference = type(source).from_config({**source.get_config(), **arch})
+    reference.set_weights(source.get_weights())
+    np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
+                               np.asarray(reference(x, training=False)), atol=1e-5)

@@ -108,11 +108,28 @@ def test_checkpoint_wrappers_are_unwrapped(tmp_path):
 
 
 @requires_torch
-def test_legacy_format_gets_a_hint(tmp_path):
+def test_legacy_format_files_are_read_exactly(tmp_path):
+    """torch.save(..., _use_new_zipfile_serialization=False): the pre-1.6 format that
+    torchvision's DeepLabV3-ResNet101 file is in."""
+    sd = _sample_state_dict()
     path = tmp_path / "legacy.pth"
-    torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
-    with pytest.raises(TorchCheckpointError, match="legacy"):
-        load_torch_state_dict(path)
+    torch.save(sd, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)
+    loaded = load_torch_state_dict(path)
+    assert list(loaded) == list(sd)
+    for name, tensor in sd.items():
+        expected = _torch_numpy(tensor)
+        assert loaded[name].dtype == expected.dtype, name
+        np.testing.assert_array_equal(loaded[name], expected, err_msg=name)
+    via_torch = load_torch_state_dict(path, use_torch=True)
+    for name in via_torch:
+        np.testing.assert_array_equal(loaded[name], via_torch[name], err_msg=name)
+    raw = path.read_bytes()
+    for cut in (30, len(raw) // 2, len(raw) - 7):
+        cut_path = tmp_path / f"legacy_cut{cut}.pth"
+        cut_path.write_bytes(raw[:cut])
+        with pytest.raises(TorchCheckpointError, match="truncated|legacy"):
+            load_torch_state_dict(cut_path)
 
 
 class _RunsShell:
@@ -173,10 +190,53 @@ def test_handcrafted_file_without_torch_and_storage_bounds(tmp_path, monkeypatch
         load_torch_state_dict(path)
 
 
+def test_handcrafted_legacy_file_without_torch(tmp_path, monkeypatch):
+    """The legacy layout (five pickles, then each storage as int64 count + bytes), written
+    with pickle opcodes; the same allow-list guards it."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    path = tmp_path / "legacy.pth"
+    values = np.arange(5, dtype="<f4")
+    _write_handcrafted_legacy(path, 5, values)
+    np.testing.assert_array_equal(load_torch_state_dict(path)["w"], values)
+    _write_handcrafted_legacy(path, 5, values[:3])  # the file ends early
+    with pytest.raises(TorchCheckpointError, match="truncated or corrupt"):
+        load_torch_state_dict(path)
+    marker = tmp_path / "pwned"
+    with open(path, "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        pickle.dump(collections.OrderedDict([("w", _RunsShell(f"touch {marker}"))]), f,
+                    protocol=2)
+    with pytest.raises(UnsafePickleError, match="system"):
+        load_torch_state_dict(path)
+    assert not marker.exists()
+
+
+def _write_handcrafted_legacy(path, numel, values):
+    body = _handcrafted_pickle(numel, persistent_tail=pickle.NONE)  # + view metadata
+    with open(path, "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(header, f, protocol=2)
+        f.write(body)
+        pickle.dump(["0"], f, protocol=2)
+        f.write(numel.to_bytes(8, "little") + values.astype("<f4").tobytes())
+
+
 def _write_handcrafted(path, numel, data):
     """Writes a torch-format zip using pickle opcodes directly (no torch classes needed)."""
+    body = _handcrafted_pickle(numel)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", data)
+        archive.writestr("archive/version", "3\n")
+
+
+def _handcrafted_pickle(numel, persistent_tail=b""):
+    """`OrderedDict(w=<float tensor of numel>)` as torch pickles it; the persistent id gets
+    `persistent_tail` appended (the legacy format's view metadata)."""
     p = pickle
-    body = b"".join([
+    return b"".join([
         p.PROTO + b"\x02",
         p.GLOBAL + b"collections\nOrderedDict\n", p.EMPTY_TUPLE, p.REDUCE,
         p.MARK,
@@ -187,7 +247,7 @@ def _write_handcrafted(path, numel, data):
         p.GLOBAL + b"torch\nFloatStorage\n",
         p.BINUNICODE + (1).to_bytes(4, "little") + b"0",
         p.BINUNICODE + (3).to_bytes(4, "little") + b"cpu",
-        p.BININT + numel.to_bytes(4, "little"), p.TUPLE, p.BINPERSID,
+        p.BININT + numel.to_bytes(4, "little"), persistent_tail, p.TUPLE, p.BINPERSID,
         p.BININT + (0).to_bytes(4, "little"),
         p.BININT + numel.to_bytes(4, "little"), p.TUPLE1,
         p.BININT + (1).to_bytes(4, "little"), p.TUPLE1,
@@ -196,11 +256,6 @@ def _write_handcrafted(path, numel, data):
         p.TUPLE, p.REDUCE,
         p.SETITEMS, p.STOP,
     ])
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", body)
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/data/0", data)
-        archive.writestr("archive/version", "3\n")
 
 
 @requires_torch
@@ -259,7 +314,7 @@ if variant == "tiny":
         torch.nn.ReLU(), torch.nn.Conv2d(16, 3, 1))
     model = deeplabv3.DeepLabV3(backbone, head, FCNHead(64, 3))
 else:
-    model = torchvision.models.segmentation.deeplabv3_resnet50(
+    model = getattr(torchvision.models.segmentation, f"deeplabv3_{variant}")(
         weights=None, weights_backbone=None, aux_loss=True)
 # Random BN affine + statistics from random batches, so activations stay O(1).
 for module in model.modules():
@@ -274,6 +329,8 @@ with torch.no_grad():
     model.classifier[4].weight.mul_(0.01)
 model.eval()
 torch.save(model.state_dict(), os.path.join(out, "deeplabv3.pth"))
+torch.save(model.state_dict(), os.path.join(out, "deeplabv3_legacy.pth"),
+           _use_new_zipfile_serialization=False)
 x = np.random.default_rng(0).uniform(0, 255, (1, height, width, 3)).astype("float32")
 mean = np.array([0.485, 0.456, 0.406], "float32")
 std = np.array([0.229, 0.224, 0.225], "float32")
@@ -295,12 +352,18 @@ def _torchvision_reference(tmp_path, variant, height, width):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "keys.json") as f:
         keys = json.load(f)
-    return (tmp_path / "deeplabv3.pth", np.load(tmp_path / "x.npy"),
-            np.load(tmp_path / "expected.npy"), keys)
+    paths = {"zip": tmp_path / "deeplabv3.pth", "legacy": tmp_path / "deeplabv3_legacy.pth"}
+    assert zipfile.is_zipfile(paths["zip"]) and not zipfile.is_zipfile(paths["legacy"])
+    return paths, np.load(tmp_path / "x.npy"), np.load(tmp_path / "expected.npy"), keys
 
 
 def _assert_file_conversion_matches(ours, tmp_path, variant, height, width):
-    path, x, expected, keys = _torchvision_reference(tmp_path, variant, height, width)
+    paths, x, expected, keys = _torchvision_reference(tmp_path, variant, height, width)
+    for path in paths.values():
+        _assert_one_file_matches(ours, path, x, expected, keys)
+
+
+def _assert_one_file_matches(ours, path, x, expected, keys):
     assert list(load_torch_state_dict(path)) == keys
     report = from_torchvision_file(ours, path)
     skipped = set(report.skipped)
@@ -311,7 +374,7 @@ def _assert_file_conversion_matches(ours, tmp_path, variant, height, width):
     assert len(report.mapped) + len(skipped) == len(keys)
     assert len(report.mapped) == len(ours.weights)
     actual = np.asarray(ours(x, training=False))
-    assert actual.shape == expected.shape == (1, height, width, expected.shape[-1])
+    assert actual.shape == expected.shape == x.shape[:3] + (expected.shape[-1],)
     assert np.abs(expected).max() > 0.05
     assert np.abs(actual - expected).max() < 1e-3
 
@@ -329,7 +392,33 @@ def test_from_torchvision_file_matches_torchvision_tiny(tmp_path):
 
 @pytest.mark.parity
 @requires_torchvision
-def test_from_torchvision_file_matches_torchvision_deeplabv3_resnet50(tmp_path):
-    ours = models.DeepLabV3(backbone="resnet50_v1_5", output_stride=8, num_classes=21,
-                            head="torchvision")
-    _assert_file_conversion_matches(ours, tmp_path, "resnet50", 97, 129)
+@pytest.mark.parametrize("depth", ["50", "101"])
+def test_torchvision_files_in_both_formats_load_through_load_model(depth, tmp_path,
+                                                                   monkeypatch):
+    """torchvision's own deeplabv3_resnet{50,101}(aux_loss=True), saved by torch.save in the
+    zip and the legacy format, loaded by the path `dk.load_model` takes for the official
+    entries (a test-registered copy whose file:// URL carries the file's own sha256 prefix)."""
+    import dataclasses
+    import hashlib
+
+    from deeplab_keras.weights import loading
+    from deeplab_keras.weights import registry
+
+    paths, x, expected, _ = _torchvision_reference(tmp_path, f"resnet{depth}", 97, 129)
+    monkeypatch.setenv("DEEPLAB_KERAS_CACHE", str(tmp_path / "cache"))
+    official = registry.get_record(f"deeplabv3_resnet{depth}_coco")
+    for torch_format, path in paths.items():
+        prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+        named = tmp_path / f"deeplabv3_resnet{depth}_coco-{prefix}.pth"
+        os.replace(path, named)
+        record = dataclasses.replace(official, name=f"tv{depth}_{torch_format}_parity_test",
+                                     urls=(named.as_uri(),), sha256_prefix=prefix)
+        registry.register(record)
+        try:
+            model = loading.load_model(record.name)
+        finally:
+            registry.unregister(record.name)
+        actual = np.asarray(model(x, training=False))
+        assert actual.shape == expected.shape
+        assert np.abs(actual - expected).max() < 1e-3, torch_format
+        assert (actual.argmax(-1) == expected.argmax(-1)).all(), torch_format

@@ -25,6 +25,7 @@ import pytest
 
 import deeplab_keras
 from deeplab_keras import models
+from deeplab_keras.convert.common import ConversionError
 from deeplab_keras.convert.common import ConversionReport
 from deeplab_keras.weights import cache as weights_cache
 from deeplab_keras.weights import cards
@@ -81,7 +82,8 @@ def test_record_fields_are_sane(name):
     assert pre.source and len(pre.input_size) == 2
     # The record's preprocessing is what its architecture applies (explicitly or by default).
     for key in ("mean", "std", "channel_order"):
-        value = record.arch_kwargs.get(key, _constructor_default(record.architecture, key))
+        value = (record.arch_kwargs[key] if key in record.arch_kwargs
+                 else _constructor_default(record.architecture, key))
         assert tuple(np.ravel(value)) == tuple(np.ravel(getattr(pre, key))), key
     if record.converter == "torchvision":
         assert record.sha256_prefix and f"-{record.sha256_prefix}.pth" in record.urls[0]
@@ -388,6 +390,78 @@ def test_caffe_zip_member_is_extracted_for_the_converter(cache, registered, monk
         loading.load_model("tiny_caffe_missing_test")
 
 
+def _caffe_zip(path, payload):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("test.prototxt", "name: 'x'")
+        z.writestr("train_iter_20000.caffemodel", payload)
+
+
+def test_records_sharing_a_file_name_never_share_a_cache_or_mirror_file(
+        cache, registered, monkeypatch, tmp_path):
+    """The three DeepLab v2 zips are all prototxt_and_model.zip: each record gets its own
+    cached file and its own mirror path, whichever is loaded first."""
+    from deeplab_keras.convert import caffe
+
+    seen = []
+
+    def fake(model, path, *args, **kwargs):
+        seen.append(open(path, "rb").read())
+        return _fake_converter([])(model, path)
+
+    monkeypatch.setattr(caffe, "from_caffemodel", fake)
+    mirror = tmp_path / "mirror"
+    names = ("tiny_caffe_a_test", "tiny_caffe_b_test")
+    for name in names:
+        (mirror / name).mkdir(parents=True)
+        _caffe_zip(mirror / name / "prototxt_and_model.zip", name.encode())
+        registered(_tiny_record(name, f"https://example.invalid/{name}/prototxt_and_model.zip",
+                                file_format="caffemodel-zip", converter="caffe",
+                                member="train_iter_20000.caffemodel"))
+    monkeypatch.setenv("DEEPLAB_KERAS_MIRROR", str(mirror))
+    monkeypatch.setenv("DEEPLAB_KERAS_OFFLINE", "1")
+    for order in (names, names[::-1]):
+        seen.clear()
+        for name in order:
+            loading.load_model(name)
+            weights_cache.verify_converted(weights_cache.converted_path(
+                registry.get_record(name)))
+        assert seen in ([n.encode() for n in order], [])  # converted once, then cached
+    downloads = cache / "keras_home" / "deeplab_keras" / "downloads"
+    for name in names:
+        assert (downloads / name / "prototxt_and_model.zip").read_bytes() != b""
+        with zipfile.ZipFile(downloads / name / "prototxt_and_model.zip") as z:
+            assert z.read("train_iter_20000.caffemodel") == name.encode()
+
+
+def test_a_download_that_does_not_convert_is_never_trusted(cache, registered, monkeypatch,
+                                                           tmp_path):
+    from deeplab_keras.convert import caffe
+
+    calls = []
+
+    def picky(model, path, *args, **kwargs):
+        if open(path, "rb").read() != b"good":
+            raise ConversionError("not the DeepLab release")
+        return _fake_converter(calls)(model, path)
+
+    monkeypatch.setattr(caffe, "from_caffemodel", picky)
+    source = tmp_path / "prototxt_and_model.zip"
+    _caffe_zip(source, b"bad")
+    registered(_tiny_record("tiny_caffe_tofu_test", "file://" + str(source),
+                            file_format="caffemodel-zip", converter="caffe",
+                            member="train_iter_20000.caffemodel"))
+    with pytest.raises(ValueError, match="did not convert.*No hash was recorded.*load_model "
+                                         "again"):
+        loading.load_model("tiny_caffe_tofu_test")
+    folder = cache / "keras_home" / "deeplab_keras" / "downloads" / "tiny_caffe_tofu_test"
+    assert not (folder / "prototxt_and_model.zip").exists()
+    assert not (folder / "prototxt_and_model.zip.sha256").exists()
+    assert any(".corrupt-" in p.name for p in folder.iterdir())
+    _caffe_zip(source, b"good")  # the source is fixed: the next call downloads it anew
+    loading.load_model("tiny_caffe_tofu_test")
+    assert calls and (folder / "prototxt_and_model.zip.sha256").exists()
+
+
 def test_tf_tarball_checkpoint_is_extracted_for_the_converter(cache, registered, monkeypatch):
     from deeplab_keras.convert import tf_slim
 
@@ -409,11 +483,16 @@ def test_tf_tarball_checkpoint_is_extracted_for_the_converter(cache, registered,
         return _fake_converter([])(model, prefix)
 
     monkeypatch.setattr(tf_slim, "from_tf_checkpoint", fake)
-    # The recorded prefix is absent, so the tarball's only checkpoint is used.
     registered(_tiny_record("tiny_tf_test", "file://" + str(tpath), file_format="tf1-tarball",
-                            converter="tf_slim", member="train_fine/model.ckpt"))
+                            converter="tf_slim", member="train_fine/model.ckpt-1"))
     loading.load_model("tiny_tf_test")
     assert seen == {"index": b"index", "data": b"data", "graph": False}
+    # A wrong member is an error naming the archive's checkpoints, never a guess.
+    registered(_tiny_record("tiny_tf_wrong_member_test", "file://" + str(tpath),
+                            file_format="tf1-tarball", converter="tf_slim",
+                            member="train_fine/model.ckpt"))
+    with pytest.raises(ValueError, match=r"model\.ckpt-1"):
+        loading.load_model("tiny_tf_wrong_member_test")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ model = dk.load_model("deeplab_resnet101_voc")
 
 Weights are converted on first use from the original public files (nothing is redistributed
 here) and cached under `$KERAS_HOME/deeplab_keras/` (`converted/<name>.weights.h5`, verified by
-sha256 on every load). Metrics are the sources' published numbers, not measured here.
+sha256 on every load). Metrics are the sources' published numbers, not measured here; each card's
+Provenance section says what was checked against which public source and what was not.
 
 | Name | Architecture | Classes | Reported metric | Source format | Hash | License |
 |---|---|---|---|---|---|---|
@@ -36,7 +37,12 @@ sha256 on every load). Metrics are the sources' published numbers, not measured 
 
 README_TAIL = """
 Offline use: set `DEEPLAB_KERAS_OFFLINE=1` (errors name the file and where to put it) or
-`DEEPLAB_KERAS_MIRROR` to a local folder or URL prefix holding the original files.
+`DEEPLAB_KERAS_MIRROR` to a local folder or URL prefix holding the original files, one folder
+per entry: `<mirror>/<name>/<original file name>`, e.g.
+`<mirror>/deeplab_resnet101_voc/prototxt_and_model.zip` (the three DeepLab v2 zips share that
+file name; each card's Source section gives its path). Downloads are cached the same way,
+under `$KERAS_HOME/deeplab_keras/downloads/<name>/`. A download without a published hash is
+trusted (its sha256 recorded) only once it has converted.
 
 ImageNet backbones for fine-tuning (keras.applications no-top files), e.g.
 `deeplab_keras.weights.build_model("deeplabv3", 11, backbone="resnet101",

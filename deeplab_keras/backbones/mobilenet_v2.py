@@ -24,6 +24,7 @@ INVERTED_RESIDUAL_SETTINGS = (
 )
 # Stride-4/8/16 end points (TF-slim layer numbers) exposed as extra features.
 END_POINTS = ("layer_4", "layer_7", "layer_14")
+PADDINGS = ("symmetric", "same")
 LOW_LEVEL_SOURCES = ("layer_4", "layer_4_depthwise_output")
 
 
@@ -57,6 +58,9 @@ class MobileNetV2Backbone(Backbone):
         bn_epsilon: batch-norm epsilon (TF-slim 1e-3).
         bn_momentum: batch-norm moving-average momentum (TF-slim mobilenet
             trains with 0.997).
+        padding: "symmetric" (default) or "same": TF's rule, which pads stride-2 convs
+            more at the end on even sizes; TF research/deeplab's MobileNetV2 uses it (its
+            feature extractor never sets `use_explicit_padding`).
 
     Example:
 
@@ -69,10 +73,12 @@ class MobileNetV2Backbone(Backbone):
     """
 
     def __init__(self, output_stride=16, alpha=1.0, low_level="layer_4", bn_epsilon=1e-3,
-                 bn_momentum=0.99, **kwargs):
+                 bn_momentum=0.99, padding="symmetric", **kwargs):
         output_stride = check_output_stride(output_stride, who="MobileNetV2Backbone")
         if float(alpha) <= 0:
             raise ValueError(f"`alpha` must be > 0; received {alpha}.")
+        if padding not in PADDINGS:
+            raise ValueError(f"`padding` must be one of {PADDINGS}; received {padding!r}.")
         if low_level not in LOW_LEVEL_SOURCES:
             raise ValueError(f"`low_level` must be one of {LOW_LEVEL_SOURCES}; "
                              f"received {low_level!r}.")
@@ -81,7 +87,7 @@ class MobileNetV2Backbone(Backbone):
 
         inputs = keras.Input((None, None, 3), name="images")
         x = AtrousConv2D(make_divisible(32 * alpha), 3, strides=2, use_bias=False,
-                         name="Conv")(inputs)
+                         padding=padding, name="Conv")(inputs)
         x = batch_norm("Conv_BatchNorm", bn_epsilon, bn_momentum)(x)
         x = keras.layers.ReLU(6.0, name="Conv_relu")(x)
         features, strides = {"stem": x}, {"stem": 2}
@@ -95,7 +101,8 @@ class MobileNetV2Backbone(Backbone):
                 stride, rate, _ = tracker.step(block_stride)
                 name = "expanded_conv" + (f"_{index}" if index else "")
                 x, depthwise = _inverted_residual(x, t, out_channels, name, stride=stride,
-                                                  rate=rate, residual=block_stride == 1, **bn)
+                                                  rate=rate, residual=block_stride == 1,
+                                                  padding=padding, **bn)
                 layer = f"layer_{index + 2}"
                 if layer in END_POINTS:
                     features[layer], strides[layer] = x, tracker.current_stride
@@ -106,14 +113,14 @@ class MobileNetV2Backbone(Backbone):
         features["high_level"], strides["high_level"] = x, tracker.current_stride
 
         config = dict(alpha=alpha, low_level=low_level, bn_epsilon=bn_epsilon,
-                      bn_momentum=bn_momentum)
+                      bn_momentum=bn_momentum, padding=padding)
         self._init_backbone(inputs, features, output_stride, strides, config, **kwargs)
-        self.alpha, self.low_level = alpha, low_level
+        self.alpha, self.low_level, self.padding = alpha, low_level, padding
         self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
 
 
-def _inverted_residual(x, expansion, out_channels, name, *, stride, rate, residual, bn_epsilon,
-                      bn_momentum):
+def _inverted_residual(x, expansion, out_channels, name, *, stride, rate, residual, padding,
+                       bn_epsilon, bn_momentum):
     """TF-slim `expanded_conv`; returns the block output and the depthwise output.
 
     `residual` follows the network's own stride, not the atrous one, so a
@@ -127,7 +134,8 @@ def _inverted_residual(x, expansion, out_channels, name, *, stride, rate, residu
                          name=name + "_expand")(y)
         y = batch_norm(name + "_expand_BatchNorm", bn_epsilon, bn_momentum)(y)
         y = keras.layers.ReLU(6.0, name=name + "_expand_relu")(y)
-    y = AtrousDepthwiseConv2D(3, rate=rate, strides=stride, name=name + "_depthwise")(y)
+    y = AtrousDepthwiseConv2D(3, rate=rate, strides=stride, padding=padding,
+                              name=name + "_depthwise")(y)
     y = batch_norm(name + "_depthwise_BatchNorm", bn_epsilon, bn_momentum)(y)
     depthwise = y = keras.layers.ReLU(6.0, name=name + "_depthwise_relu")(y)
     y = AtrousConv2D(out_channels, 1, use_bias=False, name=name + "_project")(y)

@@ -54,7 +54,9 @@ class ResNetBackbone(Backbone):
         bn_epsilon: batch-norm epsilon (keras.applications 1.001e-5,
             torchvision 1e-5).
         bn_momentum: batch-norm moving-average momentum.
-        pool_padding: "symmetric" (Caffe/PyTorch/Keras) or "same" (TF-slim).
+        pool_padding: "symmetric" (PyTorch/Keras), "same" (TF-slim) or "caffe" (pad 1,
+            output size rounded up: the DeepLab v2 Caffe release; equal to "symmetric" for
+            inputs of size 32k+1 such as 513).
 
     Example:
 

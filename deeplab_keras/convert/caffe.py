@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from deeplab_keras.convert import caffe_proto
+from deeplab_keras.convert import source_files
 from deeplab_keras.convert.caffe_files import guess_layer_type
 from deeplab_keras.convert.caffe_files import read_caffemodel_layers
 from deeplab_keras.convert.common import ConversionError
@@ -280,8 +281,12 @@ def _load_layers(source):
     return "the given Caffe layers", layers
 
 
-def from_caffemodel(model, source, *, skip_classifier=False):
+def from_caffemodel(model, source, *, member=None, skip_classifier=False):
     """Copies the DeepLab v1/v2 Caffe release's weights into our model.
+
+    `source` may be the file as downloaded: the release's `prototxt_and_model.zip` (give
+    `member`, e.g. "train_iter_20000.caffemodel", when it holds several) or a bare
+    `.caffemodel` (the v1 LargeFOV release, in Caffe's old V1 format).
 
     Supported targets (built with the file's `num_classes`):
     `DeepLabV2(backbone="resnet101", aspp="L")` (also wrapped in `MSC`),
@@ -295,8 +300,10 @@ def from_caffemodel(model, source, *, skip_classifier=False):
 
     Args:
         model: the `DeepLabV2`/`DeepLabV1`/`MSC` model to fill.
-        source: path of a binary `.caffemodel`, `{layer_name: [arrays]}`
-            (as `read_caffemodel` returns) or a list of `CaffeLayer`.
+        source: path of a binary `.caffemodel` or of a zip holding one,
+            `{layer_name: [arrays]}` (as `read_caffemodel` returns) or a list of
+            `CaffeLayer`.
+        member: the `.caffemodel` inside a zip `source`.
         skip_classifier: leave the class-score convs (`fc1_*_c*` or
             `fc8_*`) untouched and list them as skipped, for fine-tuning
             with another `num_classes`.
@@ -309,10 +316,14 @@ def from_caffemodel(model, source, *, skip_classifier=False):
     ```python
     model = deeplab_keras.models.MSC(
         deeplab_keras.models.DeepLabV2(backbone="resnet101", aspp="L", num_classes=21))
-    report = deeplab_keras.convert.from_caffemodel(model, "train2_iter_20000.caffemodel")
+    report = deeplab_keras.convert.from_caffemodel(
+        model, "prototxt_and_model.zip", member="train_iter_20000.caffemodel")
     print(report.summary())
     ```
     """
+    if isinstance(source, (str, os.PathLike)) and source_files.is_archive(os.fspath(source)):
+        with source_files.member_file(source, member, ".caffemodel") as path:
+            return from_caffemodel(model, path, skip_classifier=skip_classifier)
     net = _unwrap(model)
     where, layers = _load_layers(source)
     by_name = {}

@@ -32,6 +32,7 @@ import re
 
 import numpy as np
 
+from deeplab_keras.convert import source_files
 from deeplab_keras.convert.common import ConversionError
 from deeplab_keras.convert.common import ConversionReport
 from deeplab_keras.convert.common import assign
@@ -121,8 +122,12 @@ def _resolve_prefix(path, tf):
     return path
 
 
-def from_tf_checkpoint(model, checkpoint):
+def from_tf_checkpoint(model, checkpoint, *, member=None):
     """Copies a TF research/deeplab checkpoint into `model`.
+
+    `checkpoint` may be the model zoo's tarball as downloaded (its checkpoint is extracted
+    safely; give `member`, e.g. "deeplabv3_pascal_train_aug/model.ckpt", when it holds
+    several), a checkpoint prefix or folder, or a `{name: array}` mapping.
 
     Every checkpoint tensor is mapped exactly once or listed in
     `report.skipped` (global step, optimizer slots); every model weight is
@@ -139,8 +144,10 @@ def from_tf_checkpoint(model, checkpoint):
     Args:
         model: a `DeepLabV3Plus` or `DeepLabV3` with an Xception-65 or
             MobileNetV2 backbone and the deeplab head.
-        checkpoint: a checkpoint prefix or directory (needs TensorFlow, see
-            `read_tf_checkpoint`) or a mapping `{tf_name: array}`.
+        checkpoint: a `.tar.gz` from the model zoo, a checkpoint prefix or
+            directory (needs TensorFlow, see `read_tf_checkpoint`) or a mapping
+            `{tf_name: array}`.
+        member: the checkpoint prefix inside a tarball.
 
     Returns:
         A `ConversionReport`.
@@ -150,11 +157,14 @@ def from_tf_checkpoint(model, checkpoint):
     ```python
     model = deeplab_keras.models.DeepLabV3Plus(backbone="xception65", num_classes=21,
                                                separable=True, pooling_first=True)
-    report = from_tf_checkpoint(model, "deeplabv3_pascal_train_aug/model.ckpt")
+    report = from_tf_checkpoint(model, "deeplabv3_pascal_train_aug_2018_01_04.tar.gz")
     print(report.summary())
     ```
     """
     if not isinstance(checkpoint, collections.abc.Mapping):
+        if source_files.is_archive(os.fspath(checkpoint)):
+            with source_files.checkpoint_prefix(checkpoint, member) as prefix:
+                return from_tf_checkpoint(model, read_tf_checkpoint(prefix))
         checkpoint = read_tf_checkpoint(checkpoint)
     targets = _Targets(model)
     report = ConversionReport()

@@ -1,12 +1,18 @@
 """Read PyTorch `.pth`/`.pt` state dicts without torch and without running pickled code.
 
-`torch.save` writes a zip archive: `<archive>/data.pkl` (a pickle of the
-state dict whose tensors point at storages through persistent ids),
-`<archive>/data/<key>` (the raw bytes of each storage), `<archive>/byteorder`
-and `<archive>/version`. A pickle can call any importable function, so this
-reader unpickles `data.pkl` with an allow-list: `collections.OrderedDict`,
-torch's tensor/parameter rebuild functions and the `torch.*Storage` type
-names. Anything else (`os.system`, `builtins.eval`, ...) raises
+Both formats `torch.save` writes are read:
+
+- the zip format (torch >= 1.6): `<archive>/data.pkl` (a pickle of the state dict whose
+  tensors point at storages through persistent ids), `<archive>/data/<key>` (the raw bytes of
+  each storage), `<archive>/byteorder` and `<archive>/version`;
+- the legacy format (`_use_new_zipfile_serialization=False`, and every file saved before torch
+  1.6, such as torchvision's DeepLabV3-ResNet101): five pickles in a row (magic number,
+  protocol version 1001, system info, the state dict, the sorted storage keys), then each
+  storage as an int64 element count and its raw bytes, in key order.
+
+A pickle can call any importable function, so every pickle is read with an allow-list:
+`collections.OrderedDict`, torch's tensor/parameter rebuild functions and the
+`torch.*Storage` type names. Anything else (`os.system`, `builtins.eval`, ...) raises
 `UnsafePickleError` before it can run.
 """
 
@@ -79,10 +85,19 @@ class _TensorArray(np.ndarray):
     __setstate__ = _NoSetState.__setstate__
 
 
+class _PendingTensor(_NoSetState):
+    """A tensor of the legacy format, whose storage bytes come after the pickle."""
+
+    def __init__(self, storage, storage_offset, size, stride):
+        self.args = (storage, storage_offset, size, stride)
+
+
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     """`torch._utils._rebuild_tensor_v2` on numpy: a bounds-checked strided copy."""
     if not isinstance(storage, _Storage):
         raise TorchCheckpointError(f"tensor rebuilt from {type(storage).__name__}, not a storage")
+    if storage.array is None:
+        return _PendingTensor(storage, storage_offset, size, stride)
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     offset = int(storage_offset)
     flat = storage.array
@@ -110,6 +125,17 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     return out.view(_TensorArray)
 
 
+def _materialize(obj):
+    """Replaces the pending tensors of a legacy pickle once every storage is read."""
+    if isinstance(obj, _PendingTensor):
+        return _rebuild_tensor(*obj.args)
+    if isinstance(obj, dict):
+        return type(obj)((k, _materialize(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v) for v in obj)
+    return obj
+
+
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *_ignored):
     """`torch._utils._rebuild_parameter`: a Parameter is just its data here."""
     return data
@@ -124,10 +150,10 @@ _ALLOWED_FUNCTIONS = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles `data.pkl` allowing only the globals a state dict needs."""
+    """Unpickles a state dict allowing only the globals it needs (`data`: bytes or a file)."""
 
-    def __init__(self, data, path, load_storage):
-        super().__init__(io.BytesIO(data))
+    def __init__(self, data, path, load_storage=None):
+        super().__init__(io.BytesIO(data) if isinstance(data, bytes) else data)
         self._path, self._load_storage = path, load_storage
 
     def find_class(self, module, name):
@@ -146,11 +172,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
             "you trust the file, load it with torch and pass {name: tensor.numpy()} instead.")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+        # zip format: ("storage", type, key, location, numel); legacy: + view metadata
+        if not (self._load_storage is not None and isinstance(pid, tuple)
+                and len(pid) in (5, 6) and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType)):
             raise UnsafePickleError(f"{self._path}: unsupported persistent id {pid!r}")
-        _, storage_type, key, _location, numel = pid
-        return self._load_storage(storage_type, str(key), int(numel))
+        storage_type, key, numel = pid[1], str(pid[2]), int(pid[4])
+        view = pid[5] if len(pid) == 6 else None
+        return self._load_storage(storage_type, key, numel, view)
 
 
 def load_torch_state_dict(path, use_torch=False):
@@ -162,8 +191,8 @@ def load_torch_state_dict(path, use_torch=False):
     widened exactly to float32 (numpy has no bfloat16); other dtypes are kept.
 
     Args:
-        path: a `.pth`/`.pt` file written by `torch.save` (torch >= 1.6 zip
-            format; the legacy tar/pickle format is refused with a hint).
+        path: a `.pth`/`.pt` file written by `torch.save`, in the zip format or
+            the legacy (pre-1.6) pickle format.
         use_torch: read with `torch.load(weights_only=True)` instead (needs
             torch; for exotic files the allow-list does not cover).
 
@@ -185,7 +214,12 @@ def load_torch_state_dict(path, use_torch=False):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise TorchCheckpointError(f"PyTorch checkpoint {path!r} does not exist or is not a file.")
-    obj = _load_with_torch(path) if use_torch else _load_zip(path)
+    if use_torch:
+        obj = _load_with_torch(path)
+    elif zipfile.is_zipfile(path):
+        obj = _load_zip(path)
+    else:
+        obj = _load_legacy(path)
     return _as_state_dict(obj, path)
 
 
@@ -214,13 +248,6 @@ def _load_with_torch(path):
 
 
 def _load_zip(path):
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            head = f.read(2)
-        hint = (" It looks like torch's legacy (pre-1.6) format; re-save it with "
-                "`torch.save(torch.load(path))` in a recent torch, or pass use_torch=True."
-                if head[:1] == b"\x80" else " The file is truncated or not a torch checkpoint.")
-        raise TorchCheckpointError(f"{path!r} is not a torch zip archive.{hint}")
     try:
         with zipfile.ZipFile(path) as archive:
             return _unpickle_archive(archive, path)
@@ -244,7 +271,9 @@ def _unpickle_archive(archive, path):
             raise TorchCheckpointError(f"{path!r}: unknown byteorder {byteorder!r}")
     storages = {}
 
-    def load_storage(storage_type, key, numel):
+    def load_storage(storage_type, key, numel, view=None):
+        if view is not None:
+            raise TorchCheckpointError(f"{path!r}: storage views are not used by the zip format")
         if key in storages:
             return storages[key]
         member = root + "data/" + key
@@ -283,6 +312,79 @@ def _unpickle_archive(archive, path):
         raise TorchCheckpointError(f"{path!r}: cannot read {pickles[0]!r}: {e}") from e
 
 
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL_VERSION = 1001
+
+
+def _load_legacy(path):
+    """The legacy (pre-1.6) format, read pickle by pickle with the allow-list (module doc)."""
+    with open(path, "rb") as f:
+        if f.read(1) != b"\x80":
+            raise TorchCheckpointError(f"{path!r} is neither a torch zip archive nor a legacy "
+                                       "torch pickle; the file is truncated or not a torch "
+                                       "checkpoint.")
+        f.seek(0)
+        try:
+            magic = _RestrictedUnpickler(f, path).load()
+            protocol = _RestrictedUnpickler(f, path).load()
+            sys_info = _RestrictedUnpickler(f, path).load()
+        except TorchCheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - malformed header
+            raise TorchCheckpointError(f"{path!r}: unreadable legacy torch header ({e}).") from e
+        if magic != LEGACY_MAGIC_NUMBER or protocol != LEGACY_PROTOCOL_VERSION:
+            raise TorchCheckpointError(
+                f"{path!r}: not a legacy torch file (magic {magic!r}, protocol {protocol!r}; "
+                f"expected {LEGACY_MAGIC_NUMBER:#x} and {LEGACY_PROTOCOL_VERSION}).")
+        order = "<" if not isinstance(sys_info, dict) or sys_info.get("little_endian",
+                                                                       True) else ">"
+        storages, views = {}, []
+
+        def load_storage(storage_type, key, numel, view):
+            if numel < 0:
+                raise TorchCheckpointError(f"{path!r}: storage {key} has {numel} elements")
+            root = storages.setdefault(key, _Storage(None, storage_type, key))
+            if root.storage_type.name != storage_type.name:
+                raise TorchCheckpointError(f"{path!r}: storage {key} has two types")
+            root.numel = numel
+            if view is None:
+                return root
+            view_key, offset, view_size = view
+            piece = _Storage(None, storage_type, str(view_key))
+            views.append((piece, root, int(offset), int(view_size)))
+            return piece
+
+        try:
+            obj = _RestrictedUnpickler(f, path, load_storage).load()
+            keys = _RestrictedUnpickler(f, path).load()
+        except TorchCheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - malformed pickle
+            raise TorchCheckpointError(f"{path!r}: cannot read the legacy pickle: {e}") from e
+        if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(storages):
+            raise TorchCheckpointError(f"{path!r}: the storage key list does not match the "
+                                       "tensors (truncated or corrupt file).")
+        for key in keys:
+            storage = storages[str(key)]
+            head = f.read(8)
+            if len(head) < 8:
+                raise TorchCheckpointError(f"{path!r}: truncated before storage {key}.")
+            numel = int.from_bytes(head, "little" if order == "<" else "big", signed=True)
+            dtype = storage.storage_type.dtype.newbyteorder(order)
+            data = f.read(numel * dtype.itemsize) if numel >= 0 else b""
+            if numel != storage.numel or len(data) != numel * dtype.itemsize:
+                raise TorchCheckpointError(
+                    f"{path!r}: storage {key} should hold {storage.numel} elements; the file "
+                    f"has {numel} and {len(data)} bytes (truncated or corrupt file).")
+            storage.array = np.frombuffer(data, dtype=dtype).astype(
+                storage.storage_type.dtype.newbyteorder("="), copy=False)
+        for piece, root, offset, size in views:
+            if offset < 0 or offset + size > root.array.size:
+                raise TorchCheckpointError(f"{path!r}: storage view outside its storage")
+            piece.array = root.array[offset:offset + size]
+    return _materialize(obj)
+
+
 def _is_state_dict(obj):
     return isinstance(obj, dict) and obj and all(
         isinstance(k, str) and isinstance(v, _TensorArray) for k, v in obj.items())
@@ -313,7 +415,8 @@ def from_torchvision_file(model, path, use_torch=False):
 
     Args:
         model: the `deeplab_keras.models.DeepLabV3` to fill.
-        path: e.g. `deeplabv3_resnet101_coco-586e9e4e.pth`.
+        path: the `.pth` as downloaded, in torch's zip or legacy (pre-1.6) format, e.g.
+            `deeplabv3_resnet101_coco-586e9e4e.pth`.
         use_torch: read the file with `torch.load(weights_only=True)`.
 
     Returns:

@@ -38,6 +38,8 @@ class CRFParams(NamedTuple):
 PRESETS = {
     # DeepLab v2 release, ResNet-101 on VOC (kazuto1011/deeplab-pytorch configs/voc12.yaml).
     "deeplab_resnet101_voc": CRFParams(4.0, 67.0, 3.0, 3.0, 1.0),
+    # DeepLab v1 LargeFOV (third-party copies of the v1 values; see its weight record).
+    "deeplab_v1_largefov_voc": CRFParams(4.0, 121.0, 5.0, 3.0, 3.0),
     # DeepLab v2 VGG-16 (third-party config; see shared reference notes).
     "deeplab_vgg16_voc": CRFParams(4.0, 65.0, 3.0, 2.0, 2.0),
     # pydensecrf's README example (bilateral sxy 80, srgb 13, compat 10; Gaussian sxy 3, compat 3).

@@ -2,6 +2,7 @@
 
 import keras
 
+from deeplab_keras.ops.resize import SIZE_RULES
 from deeplab_keras.ops.resize import resize_bilinear
 from deeplab_keras.ops.resize import scaled_size
 from deeplab_keras.ops.resize import spatial_size
@@ -47,12 +48,15 @@ class ResizeLike(keras.layers.Layer):
 class ResizeByScale(keras.layers.Layer):
     """Bilinearly resizes NHWC images by a scale factor (MSC inputs).
 
-    The output size is `ceil(size * scale)`, the convention of the DeepLab v2
-    Caffe `Interp` layer's `shrink` and TF's multi-scale evaluation.
+    The output size is `ceil(size * scale)` (TF's multi-scale evaluation), or with
+    `size_rule="caffe_interp"` the DeepLab v2 Caffe `Interp` layer's
+    `(size - 1) // shrink * zoom + 1` (the two agree for sizes 8k + 1); see
+    `deeplab_keras.ops.resize.scaled_size`.
 
     Args:
         scale: float > 0.
-        align_corners: TF1 semantics if True.
+        align_corners: TF1 semantics if True (also what Caffe's `Interp` computes).
+        size_rule: "ceil" or "caffe_interp".
 
     Example:
 
@@ -62,28 +66,32 @@ class ResizeByScale(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, scale, align_corners=False, **kwargs):
+    def __init__(self, scale, align_corners=False, size_rule="ceil", **kwargs):
         super().__init__(**kwargs)
         if float(scale) <= 0:
             raise ValueError(f"`scale` must be > 0; received {scale}.")
+        if size_rule not in SIZE_RULES:
+            raise ValueError(f"`size_rule` must be one of {SIZE_RULES}; received {size_rule!r}.")
         self.scale = float(scale)
         self.align_corners = bool(align_corners)
+        self.size_rule = size_rule
 
     def call(self, images):
         if self.scale == 1.0:
             return images
         h, w = spatial_size(images)
-        size = (scaled_size(h, self.scale), scaled_size(w, self.scale))
+        size = tuple(scaled_size(n, self.scale, self.size_rule) for n in (h, w))
         return resize_bilinear(images, size, self.align_corners)
 
     def compute_output_shape(self, input_shape):
         h, w = input_shape[1], input_shape[2]
         if self.scale != 1.0:
-            h = None if h is None else scaled_size(h, self.scale)
-            w = None if w is None else scaled_size(w, self.scale)
+            h = None if h is None else scaled_size(h, self.scale, self.size_rule)
+            w = None if w is None else scaled_size(w, self.scale, self.size_rule)
         return (input_shape[0], h, w, input_shape[-1])
 
     def get_config(self):
         config = super().get_config()
-        config.update({"scale": self.scale, "align_corners": self.align_corners})
+        config.update({"scale": self.scale, "align_corners": self.align_corners,
+                       "size_rule": self.size_rule})
         return config

@@ -26,7 +26,10 @@ class MSC(base.WrapperModel):
             returning logits at input resolution (any `deeplab_keras` model).
         scales: input scales, default (1.0, 0.75, 0.5).
         output_all_scales: also return the per-scale logits.
-        align_corners: TF1 resize semantics.
+        align_corners: TF1 resize semantics (also Caffe's `Interp`).
+        size_rule: how each scale's input size is computed: "ceil" (`ceil(n * scale)`) or
+            "caffe_interp" (the DeepLab v2 Caffe release's `Interp` layer; see
+            `layers.ResizeByScale`).
 
     Example:
 
@@ -38,7 +41,7 @@ class MSC(base.WrapperModel):
     """
 
     def __init__(self, model, scales=(1.0, 0.75, 0.5), output_all_scales=False,
-                 align_corners=False, **kwargs):
+                 align_corners=False, size_rule="ceil", **kwargs):
         if isinstance(model, dict):
             model = keras.saving.deserialize_keras_object(model)
         scales = tuple(float(s) for s in scales)
@@ -50,7 +53,8 @@ class MSC(base.WrapperModel):
         per_scale = {}
         for scale in scales:
             key = scale_key(scale)
-            x = ResizeByScale(scale, align_corners=align_corners, name=f"resize_{key}")(images)
+            x = ResizeByScale(scale, align_corners=align_corners, size_rule=size_rule,
+                              name=f"resize_{key}")(images)
             logits = model(x)
             if scale != 1.0:
                 logits = ResizeLike(align_corners=align_corners, name=f"upsample_{key}")(
@@ -61,7 +65,7 @@ class MSC(base.WrapperModel):
         fused = keras.layers.Activation("linear", dtype="float32", name="fused")(fused)
         outputs = {"fused": fused, **per_scale} if output_all_scales else fused
         config = dict(scales=scales, output_all_scales=output_all_scales,
-                      align_corners=align_corners)
+                      align_corners=align_corners, size_rule=size_rule)
         self._init_wrapper(images, outputs, config, model, **kwargs)
         self.scales = scales
 

@@ -14,6 +14,8 @@ Keras' default on GPU) returns wrong values for many size pairs in TF 2.21
 (e.g. 9 -> 65 differs by ~3 on values ~2), so it is avoided.
 """
 
+import fractions
+
 import keras
 from keras import ops
 
@@ -24,12 +26,26 @@ def spatial_size(x):
     return shape[1], shape[2]
 
 
-def scaled_size(n, scale):
-    """`ceil(n * scale)`, at least 1: the size `ResizeByScale` and multi-scale evaluation use.
+SIZE_RULES = ("ceil", "caffe_interp")
+
+
+def scaled_size(n, scale, rule="ceil"):
+    """The length `n` resized by `scale`.
+
+    - "ceil": `ceil(n * scale)`, at least 1: TF DeepLab's multi-scale evaluation and our
+      default.
+    - "caffe_interp": the DeepLab Caffe `Interp` layer with `scale = zoom / shrink` (0.75 is
+      zoom 3, shrink 4): `(n - 1) // shrink * zoom + 1`. Equal to "ceil" for n = 8k + 1.
 
     `n` is a Python int (computed exactly, robust to float error such as 0.7 * 10) or a
     tensor (inside a graph).
     """
+    if rule == "caffe_interp":
+        fraction = fractions.Fraction(scale).limit_denominator(16)
+        zoom, shrink = fraction.numerator, fraction.denominator
+        return (n - 1) // shrink * zoom + 1
+    if rule != "ceil":
+        raise ValueError(f"scaled_size: `rule` must be one of {SIZE_RULES}; received {rule!r}.")
     if isinstance(n, int):
         return max(1, -(-int(n * scale * 1e6) // 1000000))
     return ops.maximum(ops.cast(ops.ceil(ops.cast(n, "float32") * scale), "int32"), 1)

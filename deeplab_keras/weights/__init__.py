@@ -3,7 +3,7 @@
 Where things are: `registry` (register / look up / list), `specs` (what a record holds),
 `records/` (one file per source), `loading` (`load_model`), `cache` (converted weights),
 `original_files` (fetch and unpack a source), `download` (verified downloads; `cache_folder`,
-`urls`, `progress_bar`), `integrity` (hashes and sidecars), `archive` (safe extraction),
+`urls`, `progress_bar`), `integrity` (hashes and sidecars),
 `imagenet_backbones` (keras.applications backbones), `cards` (model cards), `errors`.
 Submodules load on first use.
 
@@ -20,14 +20,12 @@ from deeplab_keras import lazy
 
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,
-    submodules=("archive", "cache", "cache_folder", "cards", "download", "errors",
+    submodules=("cache", "cache_folder", "cards", "download", "errors",
                 "imagenet_backbones", "integrity", "loading", "original_files",
                 "progress_bar", "records", "registry", "specs", "urls"),
     names={
         "CacheNotWritableError": "errors", "DownloadError": "errors",
         "IntegrityError": "errors", "OfflineError": "errors", "WeightsIntegrityError": "errors",
-        "UnsafeArchiveError": "archive", "extract_member": "archive",
-        "list_members": "archive", "safe_extract": "archive",
         "FetchResult": "download", "fetch": "download", "fetch_info": "download",
         "cache_dir": "cache_folder", "verify_file": "integrity",
         "Metric": "specs", "Preprocessing": "specs", "WeightRecord": "specs",

@@ -24,6 +24,7 @@ from deeplab_keras import assets
 from deeplab_keras import files
 from deeplab_keras.convert import dispatch
 from deeplab_keras.convert.common import ConversionReport
+from deeplab_keras.weights import download
 from deeplab_keras.weights import integrity
 from deeplab_keras.weights import original_files
 from deeplab_keras.weights.cache_folder import cache_dir
@@ -59,12 +60,28 @@ def ensure_converted(record, build, *, progress=True, model=None):
                 return path
             except WeightsIntegrityError as e:
                 integrity.move_aside(path, f"{e} Converting again from the source")
-        source = original_files.fetch_source(record, progress=progress)
+        source = original_files.fetch_source(record, progress=progress, trust=False)
         model = build(record) if model is None else model
-        report = _convert(record, model, source)
-        logger.info("%s: converted %s (%s).", record.name, source, report.summary())
+        report = _convert_or_move_aside(record, model, source)
+        download.trust(source, record.name)
+        logger.info("%s: converted %s (%s).", record.name, source.path, report.summary())
         write_converted_weights(model, path, record)
     return path
+
+
+def _convert_or_move_aside(record, model, source):
+    """Converts; a file whose content does not convert is moved aside, never trusted."""
+    try:
+        return _convert(record, model, source.path)
+    except ValueError as error:  # ConversionError and every "this file is wrong" error
+        if not source.trust_on_first_use or source.sidecar:
+            raise  # a published (or already trusted) hash vouches for the file itself
+        moved = integrity.move_aside(source.path, f"it did not convert: {error}")
+        raise ValueError(
+            f"{record.name}: the file downloaded from {source.source} did not convert "
+            f"({error}). No hash was recorded for it (nothing published one), so it is not "
+            f"trusted: it was moved aside to {moved}. Check that {record.urls[0]} is the "
+            "right file, then call load_model again to download it anew.") from error
 
 
 def _convert(record, model, source):

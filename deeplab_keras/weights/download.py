@@ -64,6 +64,7 @@ __all__ = [
     "cache_dir",
     "fetch",
     "fetch_info",
+    "trust",
 ]
 
 logger = logging.getLogger("deeplab_keras.weights")
@@ -91,7 +92,8 @@ class FetchResult:
         downloaded: whether this call downloaded it.
         trust_on_first_use: the sha256 is not published; it was recorded in
             `path + ".sha256"` at the first download and every later use is checked against it.
-        sidecar: the `.sha256` file holding that recorded hash, or None.
+        sidecar: the `.sha256` file holding that recorded hash, or None (also while a file
+            fetched with `trust=False` has not been trusted yet).
     """
 
     path: str
@@ -171,6 +173,8 @@ class _Spec:
     md5: str
     size: int
     sidecar: str
+    trust: bool = True
+    mirror_names: tuple = None
 
     def expected_sha256(self):
         return self.sha256 or integrity.read_sidecar(self.sidecar)
@@ -191,9 +195,24 @@ def _check_cached(spec):
 
 def _result(spec, sha, source, downloaded):
     tofu = spec.sha256 is None
+    recorded = tofu and os.path.exists(spec.sidecar)
     return FetchResult(path=spec.final, sha256=sha, size=os.path.getsize(spec.final),
                        source=source, downloaded=downloaded, trust_on_first_use=tofu,
-                       sidecar=spec.sidecar if tofu else None)
+                       sidecar=spec.sidecar if recorded else None)
+
+
+def trust(result, name):
+    """Records the sha256 of a file fetched with `trust=False` (no published hash) once the
+    caller has checked it; later fetches verify against it. Returns the sidecar path (None when
+    a published hash makes trust unnecessary)."""
+    if not result.trust_on_first_use:
+        return None
+    sidecar = integrity.sidecar_of(result.path)
+    if not os.path.exists(sidecar):
+        spec = _Spec(name=name, url=result.source, final=result.path, sha256=None, md5=None,
+                     size=None, sidecar=sidecar)
+        _record_tofu(spec, result.sha256, result.source)
+    return sidecar
 
 
 def _record_tofu(spec, sha, source):
@@ -205,8 +224,17 @@ def _record_tofu(spec, sha, source):
 
 
 def fetch_info(url, *, name, sha256=None, size=None, md5=None, filename=None,
-               subdir="downloads", progress=True, mirrors=None, retries=3, timeout=60.0):
+               subdir="downloads", progress=True, mirrors=None, retries=3, timeout=60.0,
+               mirror_names=None, trust=True):
     """Like `fetch`, but returns a `FetchResult` (path, sha256, source, trust on first use).
+
+    Two more arguments:
+
+    - `mirror_names`: the relative paths to look up under `DEEPLAB_KERAS_MIRROR` (default:
+      the cache file name, then the URL's own file name).
+    - `trust=False`: with no published sha256, do not record the first download's sha256 yet;
+      the caller checks the file (e.g. converts it) and then calls `trust(result, name)`, so a file
+      that turns out to be wrong is never trusted.
 
     Example:
 
@@ -232,7 +260,8 @@ def fetch_info(url, *, name, sha256=None, size=None, md5=None, filename=None,
     folder = os.path.join(root, *subdir_parts)
     final = os.path.join(folder, filename)
     spec = _Spec(name=name, url=url, final=final, sha256=sha256, md5=md5, size=size,
-                 sidecar=integrity.sidecar_of(final))
+                 sidecar=integrity.sidecar_of(final), trust=bool(trust),
+                 mirror_names=tuple(mirror_names) if mirror_names else None)
     offline = env_flag(OFFLINE_ENV)
 
     # Fast path, no lock: anything at the final path arrived by an atomic rename.
@@ -249,7 +278,7 @@ def fetch_info(url, *, name, sha256=None, size=None, md5=None, filename=None,
             expected = spec.expected_sha256()  # a broken sidecar is reported, not the file
             try:
                 sha = integrity.verify_file(final, sha256=expected, size=spec.size, md5=spec.md5)
-                if expected is None:
+                if expected is None and spec.trust:
                     _record_tofu(spec, sha, f"the file already in the cache at {final}")
                 return _result(spec, sha, "cache", False)
             except IntegrityError as e:
@@ -282,7 +311,7 @@ def _offline_message(spec, prefix=""):
 
 
 def _download(spec, folder, filename, mirrors, offline, progress, retries, timeout):
-    sources = urls.sources(spec.url, filename, mirrors)
+    sources = urls.sources(spec.url, filename, mirrors, spec.mirror_names)
     if offline:
         sources = [(kind, u) for kind, u in sources if urls.is_local(u)]
         if not sources:
@@ -344,7 +373,7 @@ def _download_once(spec, folder, filename, source, progress, timeout):
                     f"first use); if the file has legitimately changed upstream, delete that file."
                     if spec.sha256 is None and expected is not None else "")
             raise IntegrityError(f"download from {source}: {e}{hint}") from e
-        if expected is None:
+        if expected is None and spec.trust:
             _record_tofu(spec, sha, source)
     logger.info("%s: downloaded %s to %s (sha256 %s).", spec.name, source, spec.final, sha)
     return _result(spec, sha, source, True)

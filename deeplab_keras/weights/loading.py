@@ -112,7 +112,7 @@ def build_from_record(record, num_classes=None, **overrides):
                           record.num_classes if num_classes is None else int(num_classes),
                           **{**record.arch_kwargs, **overrides})
     if msc_scales:
-        model = MSC(model, scales=msc_scales)
+        model = MSC(model, scales=msc_scales, **(record.msc_kwargs or {}))
     return model
 
 

@@ -1,84 +1,76 @@
 """A record's original public file: fetch it (verified) and hand its converter a plain file.
 
 The sources ship weights as a Caffe release zip (`caffemodel-zip`: the member is a
-`.caffemodel`), a TF1 tarball (`tf1-tarball`: the member is a checkpoint prefix), a `.pth`
-(`torch-pth`) or our own converted h5 (`keras-h5`). `converter_input` unpacks what the record's
-converter reads into a temporary folder (safe extraction, `archive`) and yields its path.
+`.caffemodel`), a bare `.caffemodel`, a TF1 tarball (`tf1-tarball`: the member is a checkpoint
+prefix), a `.pth` (`torch-pth`) or our own converted h5 (`keras-h5`). `converter_input` unpacks
+what the record's converter reads into a temporary folder (`convert.source_files`) and yields
+its path.
 
 Example:
 
 ```python
-source = original_files.fetch_source(record)
+source = original_files.fetch_source(record).path
 with original_files.converter_input(record, source) as path:
     report = convert.dispatch.convert_file(record.converter, model, path)
 ```
 """
 
 import contextlib
-import logging
 import os
-import tempfile
 
-from deeplab_keras import files
-from deeplab_keras.weights import archive
+from deeplab_keras.convert import source_files
 from deeplab_keras.weights import download
+from deeplab_keras.weights import integrity
 
-logger = logging.getLogger("deeplab_keras.weights")
+DOWNLOADS = "downloads"
 
 
-def fetch_source(record, *, progress=True):
-    """Local path of the record's verified source file (tried URL by URL)."""
-    filename = record.urls[0].rsplit("/", 1)[1]
-    path = download.fetch(record.urls[0], sha256=record.sha256, md5=record.md5,
-                          size=record.size, name=record.name, filename=filename,
-                          subdir="downloads", progress=progress,
-                          mirrors=list(record.urls[1:]) or None)
-    if record.sha256_prefix:
-        actual = files.sha256_file(path)
-        if not actual.startswith(record.sha256_prefix):
-            raise ValueError(f"{path}: sha256 {actual} does not start with the prefix "
-                             f"{record.sha256_prefix} published in {record.urls[0]}. Delete "
-                             "the file and download it again.")
-    return path
+def file_name(record):
+    """The source's own file name (the last part of its first URL)."""
+    return record.urls[0].rsplit("/", 1)[1]
+
+
+def mirror_name(record):
+    """Where a `DEEPLAB_KERAS_MIRROR` folder (or URL prefix) holds the record's source file:
+    `<record name>/<file name>`, unique per record even where sources share a file name (the
+    three DeepLab v2 zips are all `prototxt_and_model.zip`)."""
+    return f"{record.name}/{file_name(record)}"
+
+
+def fetch_source(record, *, progress=True, trust=True):
+    """The record's verified source file, downloaded once into
+    `<cache>/downloads/<record name>/<file name>` (tried URL by URL); a `FetchResult`.
+
+    `trust=False` leaves a file with no published hash untrusted (see `download.fetch_info`)
+    until the caller calls `download.trust(result, record.name)`.
+    """
+    result = download.fetch_info(
+        record.urls[0], sha256=record.sha256, md5=record.md5, size=record.size,
+        name=record.name, filename=file_name(record), subdir=f"{DOWNLOADS}/{record.name}",
+        progress=progress, mirrors=list(record.urls[1:]) or None,
+        mirror_names=(mirror_name(record),), trust=trust)
+    if record.sha256_prefix and not result.sha256.startswith(record.sha256_prefix):
+        moved = integrity.move_aside(result.path, "sha256 prefix mismatch")
+        raise ValueError(
+            f"{result.path}: sha256 {result.sha256} does not start with the prefix "
+            f"{record.sha256_prefix} published in {record.urls[0]}; it was moved aside to "
+            f"{moved} and nothing was trusted. Retry to download it again.")
+    return result
 
 
 @contextlib.contextmanager
 def converter_input(record, source):
     """Yields the path the record's converter reads: the archive member (extracted into a
     temporary folder beside `source`, removed afterwards) or `source` itself."""
+    workdir = os.path.dirname(source)
     if record.file_format == "caffemodel-zip":
-        members = archive.list_members(source)
-        if record.member not in members:
-            found = [m for m in members if m.endswith(".caffemodel")]
-            raise ValueError(f"{source} ({record.name}) has no member {record.member!r}; its "
-                             f".caffemodel members are {found}.")
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(source)) as tmp:
-            local = os.path.join(tmp, os.path.basename(record.member))
-            with open(local, "wb") as f:
-                f.write(archive.extract_member(source, record.member))
-            yield local
+        with source_files.member_file(source, record.member, ".caffemodel", workdir) as path:
+            yield path
     elif record.file_format == "tf1-tarball":
-        members = archive.list_members(source)
-        prefix = _checkpoint_prefix(record, source, members)
-        wanted = [m for m in members if m.startswith(prefix + ".")]
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(source)) as tmp:
-            out = os.path.join(tmp, "extracted")
-            archive.safe_extract(source, out, members=wanted)
-            yield os.path.join(out, prefix)
+        with source_files.checkpoint_prefix(source, record.member, workdir) as path:
+            yield path
     else:
         yield source
 
 
-def _checkpoint_prefix(record, source, members):
-    if record.member and record.member + ".index" in members:
-        return record.member
-    indexes = [m for m in members if m.endswith(".index")]
-    if len(indexes) == 1:
-        logger.info("%s: checkpoint %s not in %s; using its only checkpoint %s.", record.name,
-                    record.member, source, indexes[0])
-        return indexes[0][: -len(".index")]
-    raise ValueError(f"{source} ({record.name}): expected checkpoint {record.member}.index; the "
-                     f"archive has {indexes}.")
-
-
-__all__ = ["converter_input", "fetch_source"]
+__all__ = ["converter_input", "fetch_source", "file_name", "mirror_name"]

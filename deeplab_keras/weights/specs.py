@@ -21,7 +21,9 @@ from deeplab_keras.crf import params as crf_params
 from deeplab_keras.data import classes
 from deeplab_keras.models import factory
 
-FILE_FORMATS = ("caffemodel-zip", "tf1-tarball", "torch-pth", "keras-h5", "bundled-h5")
+FILE_FORMATS = ("caffemodel-zip", "caffemodel", "tf1-tarball", "torch-pth", "keras-h5",
+                "bundled-h5")
+MSC_OPTIONS = ("align_corners", "size_rule")
 # Weights already in our own converted-h5 format: loaded as they are, no converter runs.
 OWN_FORMAT = "deeplab_keras_h5"
 RESIZE_MODES = ("pad-crop", "resize-short-side", "full-image")
@@ -80,6 +82,7 @@ class WeightRecord:
         architecture: class name in `deeplab_keras.models`.
         arch_kwargs: constructor arguments (without `num_classes`).
         msc_scales: wrap in `models.MSC(scales=...)`, or None.
+        msc_kwargs: more `models.MSC` arguments (`align_corners`, `size_rule`).
         num_classes, class_names: the output channels and their names.
         palette: colour map name ("voc", "cityscapes", "camvid"; see
             `deeplab_keras.data.classes.palette`).
@@ -105,6 +108,9 @@ class WeightRecord:
         bundled: for weights shipped inside the package: their path relative
             to the `deeplab_keras` folder (file_format "bundled-h5", sha256
             pinned and checked on every load, no network).
+        verified: what was checked against a public source that was read, each
+            "what: where" (URL, archive members, layer names and shapes, metrics).
+        unverified: what was not checked (say so rather than guess).
         evaluation: path (relative to the `deeplab_keras` folder) of the JSON
             our own evaluation wrote (per-class IoU, CRF search, training
             recipe); the model card renders it.
@@ -126,6 +132,7 @@ class WeightRecord:
     paper: str
     num_params: int
     msc_scales: tuple = None
+    msc_kwargs: dict = dataclasses.field(default=None, hash=False)
     member: str = None
     crf: tuple = None
     crf_source: str = None
@@ -137,6 +144,8 @@ class WeightRecord:
     notes: tuple = ()
     bundled: str = None
     evaluation: str = None
+    verified: tuple = ()
+    unverified: tuple = ()
 
     @property
     def hash_status(self):
@@ -149,8 +158,9 @@ class WeightRecord:
             return "md5 published by the source (verified on download)"
         if self.sha256_prefix:
             return (f"sha256 prefix {self.sha256_prefix} published in the file name; the full "
-                    "sha256 is recorded on first download and verified after")
-        return "no hash published: the sha256 is recorded on first download and verified after"
+                    "sha256 is recorded once the download has converted and verified after")
+        return ("no hash published: the sha256 is recorded once the download has converted "
+                "and verified on every later use")
 
     def palette_array(self):
         """`[num_classes, 3]` uint8 colours for this record's classes."""
@@ -201,6 +211,10 @@ def validate(record):
     architectures = sorted(cls.__name__ for cls in factory.FAMILIES.values())
     if record.architecture not in architectures:
         fail(f"`architecture` must be one of {architectures}; got {record.architecture!r}.")
+    if set(record.msc_kwargs or {}) - set(MSC_OPTIONS):
+        fail(f"`msc_kwargs` may hold {MSC_OPTIONS}; got {sorted(record.msc_kwargs)}.")
+    if record.msc_kwargs and not record.msc_scales:
+        fail("`msc_kwargs` without `msc_scales`.")
     if "num_classes" in record.arch_kwargs:
         fail("put the class count in `num_classes`, not in `arch_kwargs`.")
     if int(record.num_classes) < 1 or len(record.class_names) != record.num_classes:
@@ -252,6 +266,9 @@ def validate(record):
         fail("`num_params` must be the built model's parameter count.")
     if not record.license or not record.paper:
         fail("`license` and `paper` are required.")
+    if not record.verified:
+        fail("`verified` must say what was checked against which public source (or, for our "
+             "own weights, how they were measured).")
     return record
 
 

@@ -42,14 +42,18 @@ def _mirror_url(mirror, filename):
     return url + quoted if url.endswith("/") else url + "/" + quoted
 
 
-def sources(url, filename, mirrors):
-    """`[(kind, url)]` to try in order: the env mirror (by file name), `url`, then `mirrors`."""
+def sources(url, filename, mirrors, mirror_names=None):
+    """`[(kind, url)]` to try in order: the env mirror, `url`, then `mirrors`.
+
+    In the env mirror the file is looked up by `mirror_names` (relative paths) when given,
+    else by the cache file name and then the URL's own file name.
+    """
     found = []
     env_mirror = os.environ.get(MIRROR_ENV, "").strip()
     if env_mirror:
-        names = [filename]
+        names = list(mirror_names or [filename])
         original = filename_from_url(url)
-        if original and original != filename:
+        if not mirror_names and original and original != filename:
             names.append(original)  # the cache may rename; a mirror may keep the original
         found.extend(("mirror", _mirror_url(env_mirror, n)) for n in names)
     found.append(("url", as_url(url)))

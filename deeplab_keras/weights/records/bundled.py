@@ -44,6 +44,10 @@ RECORDS.append(WeightRecord(
     urls=(), file_format="bundled-h5", converter="deeplab_keras_h5",
     bundled=f"assets/models/{CAMVID_NAME}/weights.h5", evaluation=CAMVID_EVALUATION,
     sha256="2295e6e670f116680ed0d2486161803dcfaf7979ed33c51a9182358b7291d7d9", size=11_908_416,
+    verified=("weights: trained and exported by this project (zoo/export_bundled.py); sha256 "
+              "pinned here and checked on every load",
+              "metrics: measured by this project on CamVid val (zoo/evaluate_camvid.py; "
+              "rescored by the real-data tier, tests/test_weights_bundled.py)"),
     license="weights: Apache-2.0 like this package; trained on CamVid (Brostow et al., research "
             "use: check the dataset's terms before commercial use)",
     paper=V3PLUS_PAPER,

@@ -1,5 +1,7 @@
 """The papers the weight records cite."""
 
+V1_PAPER = ("Chen, Papandreou, Kokkinos, Murphy, Yuille. Semantic Image Segmentation with Deep "
+            "Convolutional Nets and Fully Connected CRFs. ICLR 2015. arXiv:1412.7062")
 V2_PAPER = ("Chen, Papandreou, Kokkinos, Murphy, Yuille. DeepLab: Semantic Image Segmentation "
             "with Deep Convolutional Nets, Atrous Convolution, and Fully Connected CRFs. "
             "TPAMI 2018. arXiv:1606.00915")

@@ -1,4 +1,4 @@
-"""Safe archive extraction (deeplab_keras.weights.archive) on archives the tests build.
+"""Safe archive extraction (deeplab_keras.convert.archive) on archives the tests build.
 
 Every malicious archive is refused with an error naming the archive and the member, and a
 sentinel walk checks that nothing was written outside the destination, nor left behind.
@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from deeplab_keras.weights import archive
+from deeplab_keras.convert import archive
 
 pytestmark = pytest.mark.tf_free_host
 

@@ -11,7 +11,7 @@ destination, which is renamed into place only when everything is written.
 Example:
 
 ```python
-from deeplab_keras.weights import archive
+from deeplab_keras.convert import archive
 
 folder = archive.safe_extract("deeplabv3_pascal_trainval_2018_01_04.tar.gz", "/tmp/deeplab")
 index = archive.extract_member("deeplabv3_pascal_trainval_2018_01_04.tar.gz",
