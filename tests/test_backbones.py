@@ -143,3 +143,19 @@ def test_mobilenetv2_same_padding_is_tf_same_at_even_and_odd_sizes(size):
     symmetric.set_weights(backbone.get_weights())
     shifted = np.asarray(keras.Model(symmetric.input, symmetric.get_layer("Conv").output)(x))
     assert (np.abs(shifted - stem).max() > 1e-3) == (size % 2 == 0)
+
+
+@pytest.mark.requires_tf
+@pytest.mark.parametrize("size", [321, 500])
+def test_xception65_stem_is_tf_fixed_padding_at_even_and_odd_sizes(size):
+    """TF research/deeplab's Xception-65 pads stride-2 convs explicitly (`fixed_padding`:
+    (k_eff - 1) // 2 before, the rest after, then 'VALID'); our default padding is that."""
+    import tensorflow as tf
+
+    backbone = backbones.xception65(output_stride=16, width_multiplier=1 / 16, middle_units=1)
+    layer = backbone.get_layer("entry_flow_conv1_1")
+    probe = keras.Model(backbone.input, layer.output)
+    x = np.random.default_rng(size).normal(size=(1, size, size, 3)).astype("float32")
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    expected = tf.nn.conv2d(padded, layer.kernel.numpy(), 2, "VALID").numpy()
+    np.testing.assert_allclose(np.asarray(probe(x)), expected, atol=1e-4)
