@@ -13,6 +13,7 @@ logits = model.predict(images)  # RGB float32 in 0..255, any size -> logits at i
 ```
 """
 
+from deeplab_keras import backend_choice
 from deeplab_keras import keras_objects
 from deeplab_keras import lazy
 from deeplab_keras.version import __version__
@@ -27,4 +28,5 @@ __getattr__, __dir__, _lazy_names = lazy.attach(
            "model_card": "weights.cards"})
 __all__ = ["__version__", *_lazy_names]
 
+backend_choice.choose_default_backend()
 keras_objects.watch()

@@ -38,15 +38,6 @@ def load(name):
     return deeplab_keras.load_model(name)
 
 
-def class_names(model):
-    from deeplab_keras.data import classes
-
-    record = getattr(model, "weight_record", None)
-    if record is not None:
-        return record.class_names
-    return classes.CAMVID_CLASSES
-
-
 def compare_picture(image, plain, refined, names, palette):
     """image | overlay | overlay with CRF, titled, over a legend of the classes present."""
     import numpy as np
@@ -60,13 +51,6 @@ def compare_picture(image, plain, refined, names, palette):
         present |= set(np.unique(refined.labels).tolist())
     top = visualize.panel(tiles)
     return visualize.stack([top, visualize.legend(names, palette, top.shape[1], present)])
-
-
-def palette_of(model):
-    from deeplab_keras.data import classes
-
-    record = getattr(model, "weight_record", None)
-    return record.palette_array() if record is not None else classes.CAMVID_PALETTE
 
 
 def main(argv):
@@ -89,25 +73,25 @@ def main(argv):
     crf_text = f"dense CRF {crf.params.describe()}" if crf else "no CRF"
     print(f"Loaded {_MODEL.value}: {model.count_params():,} parameters, backend "
           f"{keras.backend.backend()}; {crf_text}. Segmenting {len(paths)} image(s):")
-    names = class_names(model)
+    names = inference.class_names_of(model)
     output_dir = _OUTPUT_DIR.value
     written = []
     for path in paths:
         image = inference.load_rgb(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         start = time.perf_counter()
-        plain = inference.segment(model, image)[0]
+        plain = inference.segment(model, image)
         plain_seconds = time.perf_counter() - start
         written += visualize.save_segmentation(plain, image, output_dir, stem)
         refined, line = None, ""
         if crf is not None:
             start = time.perf_counter()
-            refined = inference.segment(model, image, crf=crf)[0]
+            refined = inference.segment(model, image, crf=crf)
             line = (f"; with CRF {time.perf_counter() - start:.2f} s, "
                     f"{100 * (refined.labels != plain.labels).mean():.1f}% of pixels changed")
             written += visualize.save_segmentation(refined, image, output_dir, stem, "crf")
         written.append(visualize.save_png(
-            compare_picture(image, plain, refined, names, palette_of(model)),
+            compare_picture(image, plain, refined, names, inference.palette_of(model)),
             os.path.join(output_dir, f"{stem}_compare.png")))
         top = ", ".join(f"{k} {100 * v:.0f}%" for k, v in
                         list(plain.class_fractions(names).items())[:3])

@@ -5,7 +5,7 @@ Example:
 ```python
 import deeplab_keras as dk
 model = dk.load_model("deeplabv3plus_mobilenetv2_camvid")
-result = dk.segment(model, "street.jpg", crf=True)[0]
+result = dk.segment(model, "street.jpg", crf=True)  # a list in gives a list out
 result.labels, result.color_mask, result.overlay
 ```
 """
@@ -17,6 +17,8 @@ import numpy as np
 
 from deeplab_keras.crf import params as crf_params
 from deeplab_keras.data import classes
+from deeplab_keras.data.rgb import as_rgb_array
+from deeplab_keras.data.rgb import is_pil_image
 
 
 @dataclasses.dataclass
@@ -43,43 +45,33 @@ class Segmentation:
         total = float(self.labels.size)
         names = [class_names[i] if class_names is not None and i < len(class_names) else int(i)
                  for i in ids]
-        pairs = sorted(zip(names, counts / total), key=lambda kv: -kv[1])
+        pairs = sorted(zip(names, (float(c) / total for c in counts)), key=lambda kv: -kv[1])
         return dict(pairs)
 
 
+def _is_single(images):
+    """One image (a path, a PIL image or a 3-D array) rather than a list or a batch."""
+    if isinstance(images, (str, os.PathLike)) or is_pil_image(images):
+        return True
+    return (isinstance(images, np.ndarray) or hasattr(images, "shape")) and len(
+        np.shape(images)) in (2, 3)
+
+
 def _as_image_list(images):
-    """Normalises the accepted inputs to a list of (uint8-range float32 [H, W, 3], source)."""
-    if isinstance(images, (str, os.PathLike)):
+    """Normalises the accepted inputs to a list of (float32 [H, W, 3] in 0..255, source)."""
+    if _is_single(images):
         images = [images]
-    if isinstance(images, np.ndarray) or hasattr(images, "shape"):
+    elif isinstance(images, np.ndarray) or hasattr(images, "shape"):
         array = np.asarray(images)
-        if array.ndim == 3:
-            images = [array]
-        elif array.ndim == 4:
-            images = list(array)
-        else:
+        if array.ndim != 4:
             raise ValueError("segment: an image array must be [H, W, 3] or [B, H, W, 3]; "
                              f"received shape {array.shape}.")
+        images = list(array)
     out = []
     for i, item in enumerate(images):
-        if isinstance(item, (str, os.PathLike)):
-            out.append((load_rgb(os.fspath(item)).astype(np.float32), os.fspath(item)))
-            continue
-        array = np.asarray(item)
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=-1)
-        if array.ndim != 3 or array.shape[-1] not in (3, 4):
-            raise ValueError(f"segment: image {i} must be [H, W, 3] RGB; received shape "
-                             f"{array.shape}.")
-        if array.shape[0] == 0 or array.shape[1] == 0:
-            raise ValueError(f"segment: image {i} is empty (shape {array.shape}).")
-        array = array[..., :3].astype(np.float32)
-        if not np.isfinite(array).all():
-            raise ValueError(f"segment: image {i} contains NaN or inf values.")
-        if array.max() <= 1.0 and array.min() >= 0.0 and array.size > 16 and array.max() > 0:
-            raise ValueError(f"segment: image {i} looks scaled to 0..1 (max {array.max():.3f}); "
-                             "models take RGB in 0..255. Multiply by 255 first.")
-        out.append((array, None))
+        source = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+        out.append((as_rgb_array(item, f"segment: image {i}" if source is None else source),
+                    source))
     if not out:
         raise ValueError("segment: no images given.")
     return out
@@ -111,18 +103,22 @@ def resolve_crf(crf, record=None):
 
 
 def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), flip=False):
-    """Segments images of any size with `model`; returns one `Segmentation` per image.
+    """Segments images of any size with `model`.
+
+    One image in (a path, a PIL image or an `[H, W, 3]` array) gives one `Segmentation`; a
+    list (or a `[B, H, W, 3]` batch) gives a list.
 
     Args:
         model: a DeepLab model (RGB float32 0..255 in, logits at input size out), e.g. from
             `deeplab_keras.models` or `keras.saving.load_model`.
-        images: a path, an array `[H, W, 3]` / `[B, H, W, 3]` (RGB, 0..255), or a list of
-            paths/arrays of different sizes.
+        images: a path, a PIL image, an array `[H, W, 3]` / `[B, H, W, 3]`, or a list of
+            them (of different sizes). Arrays are RGB: uint8, uint16 (16-bit, scaled by
+            1/256) or float/int values in 0..255; see `as_rgb_array` for the rule.
         crf: None, True (the CRF parameters of the model's weight record, else the
             `DenseCRF` defaults), a `DenseCRF` preset name, five numbers, or a `DenseCRF`
             layer; refines each image's logits with the fully connected CRF.
-        palette: `[C, 3]` uint8 colours; default: the palette of the model's weight record
-            (`load_model` entries), else CamVid's for 11 classes, else PASCAL VOC's.
+        palette: `[C, 3]` uint8 colours; default: the model's own (`model.palette`, saved
+            in its `.keras` file), else its weight record's, else PASCAL VOC's colour map.
         alpha: weight of the mask in the overlay.
         scales, flip: multi-scale and flipped inference: softmax averaged over the passes
             (see `deeplab_keras.evaluation.predict_probabilities`); its log feeds the CRF.
@@ -132,13 +128,14 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
     ```python
     import deeplab_keras as dk
     model = dk.models.DeepLabV3Plus(backbone="mobilenetv2", num_classes=11)
-    result = dk.segment(model, "street.jpg", crf="deeplab_resnet101_voc")[0]
-    result.labels.shape, result.class_fractions(dk.data.classes.CAMVID_CLASSES)
+    result = dk.segment(model, "street.jpg", crf="deeplab_resnet101_voc")
+    result.labels.shape, result.class_fractions(model.class_names)
     ```
     """
     import keras
 
     crf_layer = resolve_crf(crf, getattr(model, "weight_record", None))
+    single = _is_single(images)
     results = []
     for image, source in _as_image_list(images):
         probabilities = None
@@ -160,27 +157,44 @@ def segment(model, images, crf=None, palette=None, alpha=0.5, scales=(1.0,), fli
         if probabilities is None:
             probabilities = np.asarray(keras.ops.softmax(logits.astype(np.float32), axis=-1))
         labels = np.argmax(logits, axis=-1).astype(np.int32)
-        colors = _palette(palette, logits.shape[-1], getattr(model, "weight_record", None))
+        colors = palette_of(model, logits.shape[-1], palette)
         color_mask = classes.colorize(labels, colors)
         results.append(Segmentation(
             labels=labels, color_mask=color_mask,
             overlay=overlay(np.clip(image, 0, 255).astype(np.uint8), color_mask, alpha),
             probabilities=probabilities, source=source))
-    return results
+    return results[0] if single else results
 
 
-def _palette(palette, num_classes, record=None):
+def palette_of(model, num_classes=None, palette=None):
+    """Colours for `model`'s classes: `palette` if given, else the model's own
+    (`model.palette`), else its weight record's, else PASCAL VOC's colour map."""
+    record = getattr(model, "weight_record", None)
+    if num_classes is None:
+        num_classes = len(class_names_of(model))
+    if palette is None:
+        palette = getattr(model, "palette", None)
     if palette is None and record is not None and record.num_classes == num_classes:
-        return np.asarray(record.palette_array(), np.uint8)
-    if palette is not None:
-        palette = np.asarray(palette, np.uint8)
-        if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < num_classes:
-            raise ValueError(f"segment: `palette` must be [>= {num_classes}, 3] uint8; received "
-                             f"shape {palette.shape}.")
-        return palette
-    if num_classes == len(classes.CAMVID_PALETTE):
-        return classes.CAMVID_PALETTE
-    return classes.voc_palette(max(num_classes, 256))
+        palette = record.palette_array()
+    if palette is None:
+        return classes.voc_palette(max(num_classes, 256))
+    palette = np.asarray(palette, np.uint8)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) < num_classes:
+        raise ValueError(f"segment: `palette` must be [>= {num_classes}, 3] uint8; received "
+                         f"shape {palette.shape}.")
+    return palette
+
+
+def class_names_of(model):
+    """The model's class names: its own (`model.class_names`, saved in its `.keras` file),
+    else its weight record's, else `class_0, class_1, ...` from its output size."""
+    names = getattr(model, "class_names", None)
+    if names:
+        return tuple(names)
+    record = getattr(model, "weight_record", None)
+    if record is not None and record.class_names:
+        return tuple(record.class_names)
+    return tuple(f"class_{i}" for i in range(int(model.output_shape[-1])))
 
 
 def overlay(image, color_mask, alpha=0.5):
@@ -200,17 +214,13 @@ def overlay(image, color_mask, alpha=0.5):
 
 
 def load_rgb(path):
-    """An image file as uint8 RGB `[H, W, 3]` (EXIF rotation applied); ValueError naming the
-    file when it cannot be read."""
-    from PIL import Image
-    from PIL import ImageOps
+    """An image file as uint8 RGB `[H, W, 3]`, as `deeplab_keras.data.load_image` reads it
+    (EXIF rotation, 16-bit scaled, palette/CMYK converted); ValueError naming the file when it
+    cannot be read."""
+    from deeplab_keras.data import decode
 
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"Cannot read image {path!r}: {err}. Is it a valid image file?") from err
+    return decode.load_image(path)
 
 
-__all__ = ["Segmentation", "load_rgb", "overlay", "resolve_crf", "segment"]
+__all__ = ["Segmentation", "as_rgb_array", "class_names_of", "load_rgb", "overlay",
+           "palette_of", "resolve_crf", "segment"]

@@ -20,6 +20,8 @@ import sys
 import threading
 import warnings
 
+from deeplab_keras import backend_choice
+
 REGISTERING_MODULES = (
     "deeplab_keras.layers",
     "deeplab_keras.backbones",
@@ -80,6 +82,8 @@ class _Watcher(importlib.abc.MetaPathFinder):
         original = loader.exec_module
 
         def exec_module(module):
+            if fullname == "keras":
+                backend_choice.announce()
             with _lock:
                 _state["executing"] += 1
             try:

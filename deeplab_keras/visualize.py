@@ -13,6 +13,8 @@ import numpy as np
 from deeplab_keras import files
 from deeplab_keras import inference
 
+LEGEND_ALL_CLASSES = 32
+
 
 def panel(images, gap=4):
     """Places RGB uint8 images of equal height side by side with a white gap."""
@@ -95,27 +97,37 @@ def save_png(picture, path):
     return path
 
 
-def save_segmentation(result, image, output_dir, stem, tag=None):
-    """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png`; returns the paths.
+def save_segmentation(result, image, output_dir, stem, tag=None, class_names=None,
+                      palette=None):
+    """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png` (image | mask |
+    overlay, over a legend when `class_names` and `palette` are given: every class for up to
+    `LEGEND_ALL_CLASSES` classes, else the ones present); returns the paths.
 
     Example:
 
     ```python
     image = deeplab_keras.inference.load_rgb("street.jpg")
-    result = deeplab_keras.segment(model, image)[0]
-    save_segmentation(result, image, "predictions", "street")
+    result = deeplab_keras.segment(model, image)
+    save_segmentation(result, image, "predictions", "street", model.class_names,
+                      deeplab_keras.inference.palette_of(model))
     ```
     """
     base = f"{stem}_{tag}" if tag else stem
+    side_by_side = panel([np.asarray(image, np.uint8), result.color_mask, result.overlay])
+    if class_names is not None and palette is not None:
+        present = (None if len(class_names) <= LEGEND_ALL_CLASSES
+                   else set(np.unique(result.labels).tolist()))
+        side_by_side = stack([side_by_side, legend(class_names, palette, side_by_side.shape[1],
+                                                   present)])
     pictures = (("mask", result.color_mask), ("overlay", result.overlay),
-                ("panel", panel([np.asarray(image, np.uint8), result.color_mask,
-                                 result.overlay])))
+                ("panel", side_by_side))
     return [save_png(picture, os.path.join(output_dir, f"{base}_{suffix}.png"))
             for suffix, picture in pictures]
 
 
 def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=False, tag=None):
-    """Segments each image file (decoded once) and writes its mask, overlay and panel PNGs.
+    """Segments each image file (decoded once) and writes its mask, overlay and panel PNGs
+    (the panel with a legend of the model's class names); prints the classes found.
 
     Example:
 
@@ -123,14 +135,18 @@ def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=Fal
     segment_and_save(model, ["a.jpg", "b.jpg"], "predictions", crf=True)
     ```
     """
+    names = inference.class_names_of(model)
+    palette = inference.palette_of(model, len(names))
     written = []
     for path in paths:
         image = inference.load_rgb(path)
         start = time.perf_counter()
-        result = inference.segment(model, image, crf=crf, scales=scales, flip=flip)[0]
+        result = inference.segment(model, image, crf=crf, scales=scales, flip=flip)
         seconds = time.perf_counter() - start
         stem = os.path.splitext(os.path.basename(path))[0]
-        written += save_segmentation(result, image, output_dir, stem, tag)
+        written += save_segmentation(result, image, output_dir, stem, tag, names, palette)
+        found = ", ".join(f"{name} {100 * share:.0f}%"
+                          for name, share in result.class_fractions(names).items())
         print(f"  {os.path.basename(path)}: {image.shape[1]}x{image.shape[0]}, "
-              f"{len(np.unique(result.labels))} classes predicted, {seconds:.2f} s")
+              f"{seconds:.2f} s; classes found: {found}")
     return written

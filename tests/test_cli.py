@@ -10,6 +10,7 @@ from PIL import Image
 
 from deeplab_keras import assets
 from deeplab_keras import cli
+from deeplab_keras.data import classes
 
 pytestmark = pytest.mark.tf_free_host
 
@@ -73,10 +74,13 @@ def test_train_writes_model_checkpoints_logs_and_pictures(trained):
     assert run["flags"]["steps"] == 4 and run["steps"] == 4 and run["train_minutes"] >= 0
     assert run["software"]["backend"] == keras.backend.backend() and "CPU cores" in run[
         "hardware"]
+    assert columns["step"] == [2, 4]
     if keras.backend.backend() == "tensorflow":
         scalars = tensorboard.read_scalars(os.path.join(out, "logs"))
-        assert any(tag.endswith("val_miou") for tag in scalars), sorted(scalars)
-        assert any("loss" in tag for tag in scalars), sorted(scalars)
+        # Training and validation share the x axis: optimizer steps, not checkpoint indices.
+        assert [s for s, _ in scalars["train/loss"]] == [2, 4], sorted(scalars)
+        assert [s for s, _ in scalars["train/learning_rate"]] == [2, 4]
+        assert [s for s, _ in scalars["validation/val_miou"]] == [2, 4]
 
 
 def test_evaluate_and_predict(trained, tmp_path, capsys):
@@ -105,6 +109,97 @@ def test_predict_with_the_bundled_model_and_its_crf(tmp_path, capsys):
     assert "RANDOM" not in capsys.readouterr().out
     assert sorted(os.listdir(out)) == [f"street_{k}.png" for k in ("mask", "overlay", "panel")]
     assert np.asarray(Image.open(out / "street_mask.png")).shape == (180, 240, 3)
+
+
+def _four_class_folder(root, n_train=3, n_val=2, size=(20, 24)):
+    """images/{train,val}/*.jpg + masks/{train,val}/*.png holding classes 0..3 and 255."""
+    rng = np.random.default_rng(1)
+    h, w = size
+    for split, n in (("train", n_train), ("val", n_val)):
+        if n == 0:
+            continue
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for i in range(n):
+            mask = np.zeros((h, w), np.uint8)
+            mask[h // 2:], mask[:, w // 2:] = 1, 2
+            mask[:4, :4], mask[0, :3] = 3, 255
+            image = (mask[..., None] * 50 + rng.integers(0, 20, (h, w, 3))).astype(np.uint8)
+            Image.fromarray(image).save(root / "images" / split / f"p{i}.jpg")
+            Image.fromarray(mask).save(root / "masks" / split / f"p{i}.png")
+    return str(root)
+
+
+def test_train_on_a_folder_with_own_class_names_from_a_file(tmp_path, capsys):
+    """Finding 1: `--dataset folder --num_classes 4` used to fail (a Python-only fix)."""
+    data_dir = _four_class_folder(tmp_path / "mine")
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("road\ncar\n\ntree\nsky\n")
+    out = tmp_path / "run"
+    assert _run("train", "--dataset", "folder", "--data_dir", data_dir, "--class_names",
+                str(names_file), "--model", "deeplabv3_mobilenetv2", "--crop_size", "20,24",
+                "--batch_size", "2", "--steps", "2", "--checkpoint_every", "2",
+                "--output_dir", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "4 classes: road, car, tree, sky" in printed and "over 2 of 2 images" in printed
+    restored = keras.saving.load_model(str(out / "model.keras"), compile=False)
+    assert restored.class_names == ("road", "car", "tree", "sky")
+    np.testing.assert_array_equal(restored.palette, classes.voc_palette(4))
+    metrics = json.load(open(out / "metrics_val.json"))
+    assert set(metrics["per_class_iou"]) == {"road", "car", "tree", "sky"}
+    assert metrics["images_found"] == 2
+    # A JSON class file and --num_classes alone (class_i names) work for evaluate.
+    json_file = tmp_path / "classes.json"
+    json_file.write_text(json.dumps(["road", "car", "tree", "sky"]))
+    assert _run("evaluate", "--dataset", "folder", "--data_dir", data_dir, "--class_names",
+                str(json_file), "--model", str(out / "model.keras"), "--output_dir",
+                str(tmp_path / "eval"), "--max_images", "1") == 0
+    printed = capsys.readouterr().out
+    assert "first 1 of 2 images" in printed and "over 1 of 2 images found" in printed
+
+
+def test_backbone_weights_flag(tmp_path, monkeypatch, capsys):
+    """Finding 4: the CLI had no --backbone_weights flag."""
+    from deeplab_keras.weights import imagenet_backbones
+
+    seen = []
+    monkeypatch.setattr(imagenet_backbones, "load_backbone_weights",
+                        lambda model, weights, **kw: seen.append((model.name, weights)))
+    data_dir = _four_class_folder(tmp_path / "mine", n_val=0)
+    assert _run("train", "--dataset", "folder", "--data_dir", data_dir, "--num_classes", "4",
+                "--model", "deeplabv3_mobilenetv2", "--backbone_weights", "imagenet",
+                "--crop_size", "20,24", "--batch_size", "2", "--steps", "1",
+                "--checkpoint_every", "1", "--output_dir", str(tmp_path / "run")) == 0
+    assert [w for _, w in seen] == ["imagenet"]
+    assert "no 'val' split folder" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--batch_size", "0"), "--batch_size=0: 0 is not a positive integer"),
+    (("--batch_size", "-3"), "--batch_size=-3"),
+    (("--num_classes", "0"), "--num_classes=0"),
+    (("--steps", "0"), "--steps=0"),
+    (("--scale_range", "2,0.5"), "--scale_range must be 'min,max' with min <= max"),
+    (("--crop_size", "0,10"), "--crop_size must be two positive"),
+    (("--backend", "torch"), "torch backend is not supported"),
+    (("--class_names", "a,b,a"), "distinct"),
+    (("--num_classes", "5", "--class_names", "a,b"), "2 names for --num_classes 5"),
+])
+def test_bad_flag_values_fail_before_keras_with_the_flag_named(tmp_path, capsys, args, message):
+    """Findings 1, 2 and 8: each used to crash late, be ignored or name a Python argument."""
+    data_dir = _four_class_folder(tmp_path / "mine")
+    code = _run("train", "--dataset", "folder", "--data_dir", data_dir, "--num_classes", "4",
+                *args)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "total_steps" not in err
+
+
+def test_builtin_layout_refuses_a_different_class_count(tmp_path, capsys):
+    """Finding 1: `--dataset camvid --num_classes 4` trained, then failed after saving."""
+    assert _run("train", "--dataset", "camvid", "--data_dir", str(tmp_path),
+                "--num_classes", "4") == 2
+    assert "use --dataset folder" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path, capsys):

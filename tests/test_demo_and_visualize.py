@@ -23,17 +23,25 @@ def test_bundled_examples_exist_and_load():
 
 
 def test_segment_and_save_writes_pictures(tmp_path):
-    model = models.DeepLabV3(backbone="resnet50_v1_5", output_stride=16, num_classes=11,
-                             aspp_filters=8,
-                             backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4),
-                                                  stem_filters=4))
-    written = visualize.segment_and_save(model, assets.example_images()[:1], str(tmp_path))
-    assert len(written) == 3
-    mask = np.asarray(Image.open(written[0]))
+    tiny = dict(backbone="resnet50_v1_5", output_stride=16, num_classes=11, aspp_filters=8,
+                backbone_kwargs=dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4), stem_filters=4))
     image = inference.load_rgb(assets.example_images()[0])
-    assert mask.shape == image.shape
-    colours = {tuple(c) for c in mask.reshape(-1, 3)}
-    assert colours <= {tuple(c) for c in classes.CAMVID_PALETTE}
+    # A model given CamVid's names and colours draws with them; one without draws with VOC's
+    # colours (no guess from the class count: an 11-class model is not necessarily CamVid).
+    for kwargs, palette in ((dict(class_names=classes.CAMVID_CLASSES,
+                                  palette=classes.CAMVID_PALETTE), classes.CAMVID_PALETTE),
+                            ({}, classes.voc_palette(11))):
+        model = models.DeepLabV3(**tiny, **kwargs)
+        out = tmp_path / str(len(kwargs))
+        written = visualize.segment_and_save(model, assets.example_images()[:1], str(out))
+        assert len(written) == 3
+        mask = np.asarray(Image.open(written[0]))
+        assert mask.shape == image.shape
+        colours = {tuple(c) for c in mask.reshape(-1, 3)}
+        assert colours <= {tuple(c) for c in palette}
+        panel = np.asarray(Image.open(written[2]))
+        legend = {tuple(c) for c in panel[image.shape[0]:].reshape(-1, 3)}
+        assert {tuple(c) for c in palette} <= legend  # every class in the legend
 
 
 def test_bad_image_is_a_clear_error(tmp_path):

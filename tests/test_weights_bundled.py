@@ -67,7 +67,7 @@ def test_segments_the_bundled_examples_like_their_ground_truth(model, index):
     path = assets.example_images()[index]
     stem = os.path.splitext(os.path.basename(path))[0]
     truth = _example_labels(stem)
-    result = inference.segment(model, path)[0]
+    result = inference.segment(model, path)
     assert result.labels.shape == truth.shape == (360, 480)
     valid = truth != VOID
     accuracy = float(np.mean(result.labels[valid] == truth[valid]))
@@ -89,7 +89,7 @@ def test_tuned_crf_improves_the_bundled_examples(model):
     for path in assets.example_images()[:3]:
         truth = _example_labels(os.path.splitext(os.path.basename(path))[0])
         valid = truth != VOID
-        plain, refined = (inference.segment(model, path, crf=crf)[0] for crf in (None, True))
+        plain, refined = (inference.segment(model, path, crf=crf) for crf in (None, True))
         gains.append(np.mean(refined.labels[valid] == truth[valid])
                      - np.mean(plain.labels[valid] == truth[valid]))
     # Measured: +11.1, +7.0 and +1.4 points of pixel accuracy.
@@ -102,8 +102,8 @@ def test_crf_true_takes_the_tuned_parameters(model):
     assert (crf.appearance_weight, crf.theta_alpha, crf.theta_beta, crf.smoothness_weight,
             crf.theta_gamma) == record.crf
     image = inference.load_rgb(assets.example_images()[0])[::4, ::4]
-    plain = inference.segment(model, image)[0]
-    refined = inference.segment(model, image, crf=True)[0]
+    plain = inference.segment(model, image)
+    refined = inference.segment(model, image, crf=True)
     assert refined.labels.shape == plain.labels.shape
     assert 0 < np.mean(refined.labels != plain.labels) < 0.5
 

@@ -30,7 +30,8 @@ def dtype_policy_scope(policy):
 
 
 def _build_with_dtype(init):
-    """Wraps a subclass `__init__` so its layers are built under the `dtype` argument.
+    """Wraps a subclass `__init__` so its layers are built under the `dtype` argument, and the
+    outermost constructor call runs the class's `_prepare_kwargs` / `_after_build` hooks.
 
     The wrapper advertises `init`'s own signature (Keras inspects constructor signatures).
     """
@@ -38,10 +39,15 @@ def _build_with_dtype(init):
     def wrapper(self, *args, dtype=None, **kwargs):
         outermost = not hasattr(self, "_build_policy")
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
+        extras = {}
         if outermost:
+            type(self)._check_kwargs(kwargs)  # before anything is built
             object.__setattr__(self, "_build_policy", policy or keras.config.dtype_policy())
+            kwargs, extras = type(self)._prepare_kwargs(kwargs)
         with dtype_policy_scope(policy):
             init(self, *args, **kwargs)
+        if outermost:
+            self._after_build(**extras)
 
     functools.update_wrapper(wrapper, init)
     del wrapper.__wrapped__
@@ -64,12 +70,47 @@ class ConfiguredModel(keras.Model):
     ```
     """
 
+    # Keyword arguments every subclass takes besides its own (keras.Model's).
+    BASE_KWARGS = ("name", "trainable", "dtype")
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _build_with_dtype(cls.__dict__["__init__"])
 
+    @classmethod
+    def _prepare_kwargs(cls, kwargs):
+        """`(constructor kwargs, extras for _after_build)`: a hook for subclasses."""
+        return kwargs, {}
+
+    def _after_build(self):
+        """Runs once the outermost constructor has built the model: a hook for subclasses."""
+
+    @classmethod
+    def accepted_kwargs(cls):
+        """Every keyword argument the constructor takes."""
+        names = set(cls.BASE_KWARGS)
+        for klass in cls.__mro__:  # a constructor with **kwargs passes them to its parent's
+            if "__init__" not in vars(klass) or not issubclass(klass, ConfiguredModel):
+                continue
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            names |= {p.name for p in parameters if p.name != "self" and p.kind in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+                break
+        return tuple(sorted(names))
+
+    @classmethod
+    def _check_kwargs(cls, kwargs, accepted=None):
+        """TypeError naming every unknown keyword argument and the accepted ones."""
+        accepted = cls.accepted_kwargs() if accepted is None else accepted
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            raise TypeError(f"{cls.__name__} got unexpected keyword argument(s) {unknown}; it "
+                            f"accepts {list(cls.accepted_kwargs())}.")
+
     def _init_model(self, inputs, outputs, config, **kwargs):
+        self._check_kwargs(kwargs, self.BASE_KWARGS)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._config = dict(config)
 

@@ -4,11 +4,15 @@
 * `layouts`: `Layout`, `get_layout(name)`, `folder_layout(...)`, `list_examples(...)`.
 * `pairs`: where each layout's image/mask pairs live on disk (`Example`).
 * `decode`: `load_image`, `load_mask`, `load_example` (Pillow, clear errors).
+* `rgb`: `as_rgb_array`, the rule for in-memory images (PIL, uint8, uint16, float).
+* `statistics`: `scan_examples` (checks every pair before training), class pixel counts.
 * `augment`: DeepLab random scale / pad / crop / flip in numpy.
 * `stream`: the deterministic, resumable sample stream (`load_batch`, `iterate_eval`).
 * `pydataset`: `SegmentationPyDataset` (any Keras backend, no TensorFlow).
 * `tf_dataset`, `tfrecord`: tf.data pipelines and TFRecord shards (TensorFlow imported only
   when these functions are called; importing `deeplab_keras.data` never imports it).
+
+Submodules load on first use, so `from deeplab_keras.data import layouts` needs no Keras.
 
 Example:
 
@@ -22,51 +26,51 @@ images, masks = ds[0]  # float32 [8, 321, 321, 3] in 0..255, int32 [8, 321, 321]
 ```
 """
 
-from deeplab_keras.data import classes
-from deeplab_keras.data.augment import MEAN_PIXEL
-from deeplab_keras.data.augment import augment
-from deeplab_keras.data.augment import center_pad_or_crop
-from deeplab_keras.data.augment import pad_to_size
-from deeplab_keras.data.augment import resize_for_eval
-from deeplab_keras.data.augment import resize_pair
-from deeplab_keras.data.decode import load_example
-from deeplab_keras.data.decode import load_image
-from deeplab_keras.data.decode import load_mask
-from deeplab_keras.data.layouts import IGNORE_LABEL
-from deeplab_keras.data.layouts import Layout
-from deeplab_keras.data.layouts import default_label_table
-from deeplab_keras.data.layouts import folder_layout
-from deeplab_keras.data.layouts import get_layout
-from deeplab_keras.data.layouts import list_examples
-from deeplab_keras.data.layouts import list_layouts
-from deeplab_keras.data.pairs import Example
-from deeplab_keras.data.pydataset import SegmentationPyDataset
-from deeplab_keras.data.statistics import class_pixel_counts
-from deeplab_keras.data.statistics import median_frequency_weights
-from deeplab_keras.data.stream import ExampleSource
-from deeplab_keras.data.stream import epoch_order
-from deeplab_keras.data.stream import iterate_eval
-from deeplab_keras.data.stream import load_batch
-from deeplab_keras.data.stream import load_sample
-from deeplab_keras.data.stream import sample_example_index
-from deeplab_keras.data.stream import sample_rng
-from deeplab_keras.data.stream import steps_per_epoch
-from deeplab_keras.data.tf_dataset import make_eval_tf_dataset
-from deeplab_keras.data.tf_dataset import make_tf_dataset
-from deeplab_keras.data.tfrecord import TFRecordSource
-from deeplab_keras.data.tfrecord import make_tf_dataset_from_tfrecords
-from deeplab_keras.data.tfrecord import read_tfrecords
-from deeplab_keras.data.tfrecord import write_tfrecords
+from deeplab_keras import lazy
 
-__all__ = [
-    "IGNORE_LABEL", "MEAN_PIXEL", "Example", "ExampleSource", "Layout", "SegmentationPyDataset",
-    "classes",
-    "TFRecordSource", "augment", "center_pad_or_crop", "class_pixel_counts",
-    "default_label_table", "epoch_order",
-    "folder_layout", "get_layout", "iterate_eval", "list_examples", "list_layouts",
-    "load_batch", "load_example", "load_image", "load_mask", "load_sample",
-    "make_eval_tf_dataset", "make_tf_dataset", "make_tf_dataset_from_tfrecords",
-    "median_frequency_weights", "pad_to_size",
-    "read_tfrecords", "resize_for_eval", "resize_pair", "sample_example_index", "sample_rng",
-    "steps_per_epoch", "write_tfrecords",
-]
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submodules=("augment", "classes", "decode", "layouts", "pairs", "pydataset", "rgb",
+                "statistics", "stream", "tf_dataset", "tfrecord"),
+    names={
+        "MEAN_PIXEL": "augment",
+        "augment": "augment",
+        "center_pad_or_crop": "augment",
+        "pad_to_size": "augment",
+        "resize_for_eval": "augment",
+        "resize_pair": "augment",
+        "load_example": "decode",
+        "load_image": "decode",
+        "load_mask": "decode",
+        "IGNORE_LABEL": "layouts",
+        "Layout": "layouts",
+        "default_label_table": "layouts",
+        "folder_layout": "layouts",
+        "get_layout": "layouts",
+        "list_examples": "layouts",
+        "list_layouts": "layouts",
+        "Example": "pairs",
+        "SegmentationPyDataset": "pydataset",
+        "as_rgb_array": "rgb",
+        "class_pixel_counts": "statistics",
+        "median_frequency_weights": "statistics",
+        "scan_examples": "statistics",
+        "ExampleSource": "stream",
+        "epoch_order": "stream",
+        "iterate_eval": "stream",
+        "load_batch": "stream",
+        "load_sample": "stream",
+        "sample_example_index": "stream",
+        "sample_rng": "stream",
+        "steps_per_epoch": "stream",
+        "make_eval_tf_dataset": "tf_dataset",
+        "make_tf_dataset": "tf_dataset",
+        "TFRecordSource": "tfrecord",
+        "make_tf_dataset_from_tfrecords": "tfrecord",
+        "read_tfrecords": "tfrecord",
+        "write_tfrecords": "tfrecord",
+    })
+
+# `data.augment` is the function (as before this package loaded lazily), not its module: once
+# a submodule is imported Python binds it on the package, so the function is bound first.
+from deeplab_keras.data.augment import augment  # noqa: E402, F401

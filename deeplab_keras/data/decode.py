@@ -54,8 +54,9 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
 
 
-def _decode(source, path, kind, handler):
-    """Opens `source` (a path or bytes) with Pillow, checks it, and returns `handler(img)`."""
+def _decode(source, path, kind, handler, load=True):
+    """Opens `source` (a path or bytes) with Pillow, checks it, and returns `handler(img)`
+    (with the pixels decoded first unless `load=False`: a header-only look)."""
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ValueError(f"{path}: the {kind} data is empty (0 bytes).")
@@ -79,7 +80,8 @@ def _decode(source, path, kind, handler):
             if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":
                 raise _Refused(f"it has {img.n_frames} frames (animated or multi-page "
                                f"{img.format}); save the single frame you mean as PNG")
-            img.load()
+            if load:
+                img.load()
             return handler(img)
     except _Refused as e:
         raise ValueError(f"{path}: {kind} file refused: {e}.") from None
@@ -163,6 +165,43 @@ def load_image(path):
     """
     path = os.fspath(path)
     return _load_image(path, path)[0]
+
+
+def image_from_pil(img, name="PIL image"):
+    """A PIL image as RGB uint8 `[H, W, 3]` with the conversions of `load_image` (EXIF
+    orientation, 16-bit scaling, palette, CMYK); ValueError naming `name` otherwise.
+
+    Example:
+
+    ```python
+    image = image_from_pil(PIL.Image.open("scan.tif"))
+    ```
+    """
+    try:
+        orientation = _exif_orientation(img)
+        if orientation in range(2, 9):
+            img = ImageOps.exif_transpose(img)
+        return _image_to_rgb(img, name)
+    except _Label:
+        raise
+    except _DECODE_ERRORS as e:
+        raise ValueError(f"{name}: cannot convert the {img.mode} image to RGB "
+                         f"({type(e).__name__}: {e}).") from e
+
+
+def image_size(path):
+    """`((height, width), EXIF orientation)` of an image file as `load_image` returns it, from
+    its header only (no pixels decoded)."""
+    path = os.fspath(path)
+
+    def handler(img):
+        orientation = _exif_orientation(img)
+        width, height = img.size
+        if orientation in range(5, 9):  # rotated by 90 degrees when loaded
+            width, height = height, width
+        return (height, width), orientation
+
+    return _decode(path, path, "image", handler, load=False)
 
 
 def _raw_mask(img, path, layout):

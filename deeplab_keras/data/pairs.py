@@ -5,12 +5,25 @@ Finders are module-level functions (bound with `functools.partial` by the layout
 raises naming the folder and the expected structure when something is missing.
 """
 
+import logging
 import os
 from typing import NamedTuple
 from typing import Optional
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff",
+                    ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga")
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm")
+
+logger = logging.getLogger("deeplab_keras.data")
+
+
+def report_skipped(what, paths, folder, limit=3):
+    """Logs a warning with how many files a finder left out and the first few names."""
+    paths = sorted(paths)
+    if paths:
+        names = ", ".join(os.path.relpath(p, folder) for p in paths[:limit])
+        more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+        logger.warning("%d %s in %s were left out: %s%s.", len(paths), what, folder, names, more)
 
 
 class Example(NamedTuple):
@@ -100,11 +113,16 @@ def find_folder_pairs(data_dir, split, require_masks, images_dir="images", masks
         mask_root = os.path.join(data_dir, masks_dir)
         _require_dir(image_root, layout_name, description)
     images = _list_files(image_root, IMAGE_EXTENSIONS)
+    report_skipped("files that are not images (by extension)",
+                   set(_list_files(image_root, ("",))) - set(images), image_root)
     if not images:
         raise _no_images(image_root, layout_name, description)
     masks_by_key = {}
     if os.path.isdir(mask_root):
-        for mask in _list_files(mask_root, MASK_EXTENSIONS):
+        masks = _list_files(mask_root, MASK_EXTENSIONS)
+        report_skipped("files that are not masks (by extension)",
+                       set(_list_files(mask_root, ("",))) - set(masks), mask_root)
+        for mask in masks:
             key = os.path.splitext(os.path.relpath(mask, mask_root))[0]
             if key in masks_by_key:
                 raise ValueError(f"Two masks share the stem '{key}': {masks_by_key[key]} and "
@@ -116,10 +134,11 @@ def find_folder_pairs(data_dir, split, require_masks, images_dir="images", masks
     examples = []
     for image in images:
         key = os.path.splitext(os.path.relpath(image, image_root))[0] + mask_suffix
-        mask = masks_by_key.get(key)
+        mask = masks_by_key.pop(key, None)
         if mask is None and require_masks:
             raise _missing_mask(image, os.path.join(mask_root, key) + ".png", layout_name)
         examples.append(Example(image, mask))
+    report_skipped("masks without an image", masks_by_key.values(), mask_root)
     return examples
 
 

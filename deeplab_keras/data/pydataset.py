@@ -35,6 +35,8 @@ class SegmentationPyDataset(keras.utils.PyDataset):
     0..255, masks int32 [B, h, w])`. The length is `num_steps`, so one Keras "epoch" over this
     dataset is `num_steps` training steps (which may span several passes over the data);
     call `model.fit(dataset, epochs=1)` and build a new dataset with `start_step` to resume.
+    With `fit(epochs=E)` each epoch continues the stream (epoch `e` serves batches
+    `start_step + e * num_steps + i`) instead of repeating the first epoch's batches.
 
     Args:
         examples: list of `Example` (from `list_examples`) or a source such as `TFRecordSource`.
@@ -87,6 +89,10 @@ class SegmentationPyDataset(keras.utils.PyDataset):
         self.scale_range = scale_range
         self.flip = flip
         self.pad_value = pad_value
+        self.passes = 0
+
+    def on_epoch_end(self):
+        self.passes += 1
 
     def __len__(self):
         return self.num_steps
@@ -95,6 +101,7 @@ class SegmentationPyDataset(keras.utils.PyDataset):
         if not 0 <= index < self.num_steps:
             raise IndexError(f"Batch {index} is out of range for a dataset of {self.num_steps} "
                              "steps.")
-        return load_batch(self.source, None, self.start_step + index, self.batch_size,
+        first = self.start_step + self.passes * self.num_steps
+        return load_batch(self.source, None, first + index, self.batch_size,
                           self.crop_size, self.seed, augment=self.augment, shuffle=self.shuffle,
                           scale_range=self.scale_range, flip=self.flip, pad_value=self.pad_value)

@@ -1,28 +1,38 @@
-"""Label statistics over a dataset: pixel counts per class and loss weights from them."""
+"""Label statistics over a dataset: a checking scan of every pair, pixel counts per class and
+loss weights from them."""
 
 import numpy as np
 
+from deeplab_keras.data.decode import check_same_size
+from deeplab_keras.data.decode import image_size
 from deeplab_keras.data.decode import load_mask
 
 
-def class_pixel_counts(examples, layout, num_classes=None, progress=True):
-    """Pixels of each class over all masks (ignore label excluded), int64 `[num_classes]`.
+def scan_examples(examples, layout, num_classes=None, progress=True):
+    """Checks every example before training, fast: each mask is decoded (its values must be
+    classes or the ignore label) and must have its image's size (read from the image header).
+
+    Returns the per-class pixel counts (as `class_pixel_counts`). Raises ValueError naming the
+    first bad file, so a bad mask fails in seconds instead of hours into training.
 
     Example:
 
     ```python
-    counts = class_pixel_counts(list_examples("camvid", root, "train"), get_layout("camvid"))
+    counts = scan_examples(list_examples(layout, "mydata", "train"), layout)
     ```
     """
     import keras
 
     num_classes = num_classes or layout.num_classes
     counts = np.zeros(num_classes, np.int64)
-    bar = keras.utils.Progbar(len(examples), unit_name="mask") if progress else None
+    bar = keras.utils.Progbar(len(examples), unit_name="pair") if progress else None
     for i, example in enumerate(examples):
         if example.mask_path is None:
-            raise ValueError(f"{example.image_path}: no mask; class statistics need every mask.")
+            raise ValueError(f"{example.image_path}: no mask; training needs every mask.")
         mask = load_mask(example.mask_path, layout).astype(np.int64)
+        (height, width), orientation = image_size(example.image_path)
+        check_same_size(np.empty((height, width, 0)), mask, example.image_path,
+                        example.mask_path, orientation)
         valid = mask != layout.ignore_label
         if valid.any() and mask[valid].max() >= num_classes:
             raise ValueError(f"{example.mask_path}: label {mask[valid].max()} >= num_classes "
@@ -31,6 +41,19 @@ def class_pixel_counts(examples, layout, num_classes=None, progress=True):
         if bar is not None:
             bar.update(i + 1)
     return counts
+
+
+def class_pixel_counts(examples, layout, num_classes=None, progress=True):
+    """Pixels of each class over all masks (ignore label excluded), int64 `[num_classes]`;
+    every pair is checked on the way (`scan_examples`).
+
+    Example:
+
+    ```python
+    counts = class_pixel_counts(list_examples("camvid", root, "train"), get_layout("camvid"))
+    ```
+    """
+    return scan_examples(examples, layout, num_classes, progress)
 
 
 def median_frequency_weights(examples, layout, num_classes=None, progress=True):

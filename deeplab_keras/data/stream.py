@@ -213,9 +213,10 @@ def steps_per_epoch(num_examples, batch_size):
     return math.ceil(num_examples / batch_size)
 
 
-def iterate_eval(examples, layout):
+class iterate_eval:  # noqa: N801 - used like the generator function it replaced
     """Yields `(name, image uint8 [H, W, 3], mask uint8 [H, W] or None)` for every example,
-    once, in order, at full size and without augmentation. Needs no TensorFlow.
+    once, in order, at full size and without augmentation. Needs no TensorFlow. `len()` is the
+    number of examples, so progress bars know their total.
 
     Example:
 
@@ -224,8 +225,22 @@ def iterate_eval(examples, layout):
         logits = model.predict(image[None].astype("float32"), verbose=0)
     ```
     """
-    source = as_source(examples, layout)
-    for index in range(len(source)):
+
+    def __init__(self, examples, layout):
+        self.source = as_source(examples, layout)
+        self.index = 0
+
+    def __len__(self):
+        return len(self.source)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.index >= len(self.source):
+            raise StopIteration
+        index, self.index = self.index, self.index + 1
+        source = self.source
         name = source.name(index) if hasattr(source, "name") else str(index)
         image, mask = source.load(index)
-        yield name, image, mask
+        return name, image, mask

@@ -19,12 +19,119 @@ for image, mask in data.make_eval_tf_dataset(data.list_examples(layout, "/data/c
 ```
 """
 
+import atexit
+import collections
+import threading
+import time
+
 from deeplab_keras.data.augment import MEAN_PIXEL
 from deeplab_keras.data.augment import check_size
 from deeplab_keras.data.layouts import get_layout
 from deeplab_keras.data.stream import as_source
 from deeplab_keras.data.stream import iterate_eval
 from deeplab_keras.data.stream import load_batch
+
+
+class _Closing(RuntimeError):
+    """The interpreter is exiting: the pipeline stops loading."""
+
+
+_calls = {"closing": False, "in_flight": 0, "registered": False}
+_calls_lock = threading.Lock()
+_recent_errors = collections.deque(maxlen=16)  # what the pipeline's Python code raised
+
+
+def python_error(tf_error):
+    """The Python exception (e.g. our ValueError naming a bad mask) that a TensorFlow error
+    raised by this module's pipelines wraps, or None.
+
+    Example:
+
+    ```python
+    try:
+        next(iter(make_tf_dataset(examples, layout, 2, (64, 64))))
+    except tf.errors.OpError as e:
+        raise (python_error(e) or e)
+    ```
+    """
+    text = getattr(tf_error, "message", None) or str(tf_error)
+    for error in reversed(_recent_errors):
+        if str(error) and str(error) in text:
+            return error
+    return None
+
+
+def _finish_in_flight_loads(timeout=30.0, quiet=0.3):
+    """At exit, stop new loads and wait until none is running.
+
+    A live iterator's worker threads call back into Python (`tf.numpy_function`); if one is
+    running when the interpreter finalizes, it waits for the GIL forever and the process hangs.
+    """
+    _calls["closing"] = True
+    deadline, quiet_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if _calls["in_flight"] == 0:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= quiet:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.01)
+
+
+def _register_exit_wait():
+    with _calls_lock:
+        if not _calls["registered"]:
+            atexit.register(_finish_in_flight_loads)
+            _calls["registered"] = True
+
+
+def _tracked(load):
+    """`load` that counts itself in flight and refuses to start once the process exits."""
+    _register_exit_wait()
+
+    def run(*args):
+        with _calls_lock:
+            if _calls["closing"]:
+                raise _Closing("the process is exiting")
+            _calls["in_flight"] += 1
+        try:
+            return load(*args)
+        except Exception as error:
+            _recent_errors.append(error)
+            raise
+        finally:
+            with _calls_lock:
+                _calls["in_flight"] -= 1
+
+    return run
+
+
+def _tracked_generator(make):
+    """A generator function for `from_generator` whose steps are counted like `_tracked`."""
+    _register_exit_wait()
+
+    def generate():
+        iterator = iter(make())
+        while True:
+            with _calls_lock:
+                if _calls["closing"]:
+                    return
+                _calls["in_flight"] += 1
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:
+                _recent_errors.append(error)
+                raise
+            finally:
+                with _calls_lock:
+                    _calls["in_flight"] -= 1
+            yield item
+
+    return generate
 
 
 def _batches(source, batch_size, crop_size, seed, augment, shuffle, start_step, num_steps,
@@ -43,14 +150,24 @@ def _batches(source, batch_size, crop_size, seed, augment, shuffle, start_step, 
     else:
         steps = tf.data.Dataset.range(int(start_step), int(start_step) + int(num_steps))
 
+    # A finite dataset iterated again (`fit(epochs=3)` without steps_per_epoch) draws new
+    # batches: the k-th load of index i loads batch i + k * num_steps of the stream.
+    loads, loads_lock = {}, threading.Lock()
+
     def load(batch_index):
-        return load_batch(source, None, int(batch_index), batch_size, (h, w), seed,
+        batch_index = int(batch_index)
+        if num_steps is not None:
+            with loads_lock:
+                passes = loads.get(batch_index, 0)
+                loads[batch_index] = passes + 1
+            batch_index += passes * int(num_steps)
+        return load_batch(source, None, batch_index, batch_size, (h, w), seed,
                           augment=augment, shuffle=shuffle, scale_range=scale_range, flip=flip,
                           pad_value=pad_value)
 
     def tf_load(batch_index):
-        images, masks = tf.numpy_function(load, [batch_index], [tf.float32, tf.int32],
-                                          stateful=False)
+        images, masks = tf.numpy_function(_tracked(load), [batch_index],
+                                          [tf.float32, tf.int32], stateful=False)
         images.set_shape([batch_size, h, w, 3])
         masks.set_shape([batch_size, h, w])
         return images, masks
@@ -70,7 +187,9 @@ def make_tf_dataset(examples, layout, batch_size, crop_size, seed=0, augment=Tru
         batch_size, crop_size, seed, augment, shuffle, scale_range, flip, pad_value: as in
             `load_batch` / `SegmentationPyDataset`.
         start_step: first batch index (resume point).
-        num_steps: number of batches, or None for an endless stream.
+        num_steps: number of batches, or None for an endless stream. Iterating the dataset
+            again (Keras `fit(epochs=E)` without `steps_per_epoch`) continues the stream
+            with the next `num_steps` batches rather than repeating the same ones.
 
     Returns:
         Dataset of `(images float32 [B, h, w, 3] in 0..255, masks int32 [B, h, w])`.
@@ -107,6 +226,7 @@ def make_eval_tf_dataset(examples, layout, with_names=False):
 
     source = as_source(examples, None if layout is None else get_layout(layout))
 
+    @_tracked_generator
     def generate():
         for name, image, mask in iterate_eval(source, None):
             if mask is None:

@@ -10,6 +10,7 @@ import math
 import keras
 import numpy as np
 
+from deeplab_keras.data.rgb import as_rgb_array
 from deeplab_keras.ops.resize import resize_bilinear
 from deeplab_keras.ops.resize import scaled_size
 
@@ -115,7 +116,8 @@ def predict_probabilities(model, image, scales=(1.0,), flip=False, crop_size=Non
         model: a segmentation model: RGB float32 0..255 images of any size in,
             logits `[B, h, w, C]` out (any `h, w`; resized to the input). A
             dict output uses its "fused" entry.
-        image: one image `[H, W, 3]`, uint8 or float in 0..255.
+        image: one image `[H, W, 3]`: uint8, uint16 (scaled by 1/256) or float in 0..255
+            (`deeplab_keras.data.rgb.as_rgb_array`; NaN, inf and other ranges are refused).
         scales: input scales (e.g. `(0.5, 0.75, 1.0, 1.25, 1.5, 1.75)`).
         flip: also predict the horizontally mirrored image.
         crop_size: None, an int or (height, width) for the sliding window.
@@ -155,11 +157,11 @@ def predict_logits(model, image, scales=(1.0,), flip=False, crop_size=None, stri
 
 
 def _predict(model, image, scales, flip, crop_size, stride, batch_size, probabilities, who):
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3:
+    shape = np.shape(image)
+    if len(shape) != 3 or shape[-1] != 3:
         raise ValueError(f"{who}: expected one RGB image [H, W, 3]; received shape "
-                         f"{image.shape}. For a batch, call it per image.")
-    image = image.astype(np.float32)
+                         f"{shape}. For a batch, call it per image.")
+    image = as_rgb_array(image, f"{who}: the image")
     scales = tuple(float(s) for s in scales)
     if not scales or min(scales) <= 0:
         raise ValueError(f"{who}: `scales` must be positive; received {scales}.")

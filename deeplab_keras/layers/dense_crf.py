@@ -107,20 +107,9 @@ class DenseCRF(keras.layers.Layer):
 
     def build(self, input_shape):
         logits_shape, image_shape = (tuple(s) for s in input_shape)
-        if len(logits_shape) != 4 or len(image_shape) != 4:
-            raise ValueError("DenseCRF expects logits [B, H, W, C] and image [B, H, W, 3]; "
-                             f"received shapes {logits_shape} and {image_shape}.")
-        if image_shape[-1] != 3:
-            raise ValueError(f"DenseCRF: the image must have 3 (RGB) channels; received "
-                             f"shape {image_shape}.")
-        for axis, what in ((1, "height"), (2, "width")):
-            a, b = logits_shape[axis], image_shape[axis]
-            if a is not None and b is not None and a != b:
-                raise ValueError(f"DenseCRF: logits {what} {a} != image {what} {b} (shapes "
-                                 f"{logits_shape}, {image_shape}); resize the logits to the "
-                                 "image first.")
-            if a == 0 or b == 0:
-                raise ValueError(f"DenseCRF: empty input (shapes {logits_shape}, {image_shape}).")
+        self._check_shapes(logits_shape, image_shape)
+        if 0 in logits_shape[1:3] + image_shape[1:3]:
+            raise ValueError(f"DenseCRF: empty input (shapes {logits_shape}, {image_shape}).")
         num_classes = logits_shape[-1]
         if num_classes is None or num_classes < 2:
             raise ValueError(f"DenseCRF needs a known number of classes >= 2; received "
@@ -139,6 +128,22 @@ class DenseCRF(keras.layers.Layer):
             self.compatibility = self.add_weight(
                 name="compatibility", shape=(num_classes, num_classes),
                 initializer=eye_init(-1.0))
+
+    @staticmethod
+    def _check_shapes(logits_shape, image_shape):
+        if len(logits_shape) != 4 or len(image_shape) != 4:
+            raise ValueError("DenseCRF expects logits [B, H, W, C] and image [B, H, W, 3]; "
+                             f"received shapes {logits_shape} and {image_shape}.")
+        if image_shape[-1] != 3:
+            raise ValueError(f"DenseCRF: the image must have 3 (RGB) channels; received "
+                             f"shape {image_shape}.")
+        for axis, what in ((0, "batch size"), (1, "height"), (2, "width")):
+            a, b = logits_shape[axis], image_shape[axis]
+            if a is not None and b is not None and a != b:
+                fix = ("pass one image per logits map" if axis == 0
+                       else "resize the logits to the image first")
+                raise ValueError(f"DenseCRF: logits {what} {a} != image {what} {b} (shapes "
+                                 f"{logits_shape}, {image_shape}); {fix}.")
 
     def _check_values(self, logits, image):
         if not (is_concrete(logits) and is_concrete(image)):
@@ -182,6 +187,7 @@ class DenseCRF(keras.layers.Layer):
 
     def call(self, inputs):
         logits, image = inputs
+        self._check_shapes(tuple(logits.shape), tuple(image.shape))
         self._check_values(logits, image)
         if logits.shape[0] is not None:
             outs = [self._refine_one(logits[i], image[i]) for i in range(logits.shape[0])]

@@ -2,9 +2,10 @@
 
 `callbacks(...)` returns the Keras callbacks the CLI's `train` uses:
 
-* `keras.callbacks.TensorBoard` (epoch scalars: an epoch is one checkpoint interval; Keras
-  3.15 drops epoch scalars when `update_freq` is a step count) when TensorFlow and
-  the tensorboard package are installed (view with `tensorboard --logdir <log_dir>`);
+* `StepScalars`: the training logs (loss, mIoU, learning rate) at each epoch end (an epoch is
+  one checkpoint interval), written against the optimizer step, the same x axis as
+  validation, when TensorFlow and the tensorboard package are installed (view with
+  `tensorboard --logdir <log_dir>`); it also adds a `step` column to the CSV history;
 * `ValidationCallback`: every `every_n_epochs` epochs (an epoch is one checkpoint interval),
   the full validation split's mIoU (written to the logs as `val_miou`, so checkpoints and
   CSV logs see it too) plus a few image | ground truth | prediction panels, both to
@@ -129,6 +130,42 @@ class ValidationCallback(keras.callbacks.Callback):
         visualize.save_png(stacked, os.path.join(self.picture_dir, f"step_{step:07d}.png"))
 
 
+class StepScalars(keras.callbacks.Callback):
+    """Writes the epoch-end training logs to `<log_dir>/train` against the optimizer step
+    (Keras' own TensorBoard callback plots epoch scalars against the epoch index), and adds
+    `step` to the logs so the CSV history has it.
+
+    Example:
+
+    ```python
+    model.fit(dataset, epochs=10, steps_per_epoch=200, callbacks=[StepScalars("runs/x/logs")])
+    ```
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        scalars = {k: float(v) for k, v in (logs or {}).items()
+                   if not k.startswith("val_") and np.ndim(v) == 0}
+        scalars["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        if logs is not None:
+            logs["step"] = step
+        tf = _tf_or_none()
+        if tf is None:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        with self._writer.as_default(step=step), tf.summary.record_if(True):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+        self._writer.flush()
+
+
 def _pad_to(panel, panels):
     height = max(p.shape[0] for p in panels)
     width = max(p.shape[1] for p in panels)
@@ -137,16 +174,13 @@ def _pad_to(panel, panels):
     return out
 
 
-def callbacks(log_dir, val_examples, layout, num_classes, scales=(1.0,), every_n_epochs=1,
-              update_freq="epoch"):
-    """The training callbacks described in the module docstring."""
+def callbacks(log_dir, val_examples, layout, num_classes, scales=(1.0,), every_n_epochs=1):
+    """The training callbacks described in the module docstring, in the order they must run
+    (validation adds `val_*` to the logs, `StepScalars` adds `step`, then the CSV row)."""
     os.makedirs(log_dir, exist_ok=True)
     out = [ValidationCallback(val_examples, layout, num_classes, log_dir, scales=scales,
-                              every_n_epochs=every_n_epochs)]
-    if _tf_or_none() is not None:
-        out.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=update_freq,
-                                               write_graph=False))
-    else:
+                              every_n_epochs=every_n_epochs), StepScalars(log_dir)]
+    if _tf_or_none() is None:
         print("TensorFlow or tensorboard is not installed: no TensorBoard event files; the "
               f"history is in {os.path.join(log_dir, 'history.csv')}.")
     out.append(keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv"), append=True))

@@ -24,6 +24,7 @@ from deeplab_keras import assets
 from deeplab_keras import files
 from deeplab_keras.convert import dispatch
 from deeplab_keras.convert.common import ConversionReport
+from deeplab_keras.weights import cache_folder
 from deeplab_keras.weights import download
 from deeplab_keras.weights import integrity
 from deeplab_keras.weights import original_files
@@ -52,7 +53,7 @@ def ensure_converted(record, build, *, progress=True, model=None):
     record unchanged), else `build(record)`.
     """
     path = converted_path(record)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    cache_folder.ensure_folder(os.path.dirname(path))  # CacheNotWritableError with the fix
     with files.file_lock(path + ".lock"):
         if os.path.exists(path):
             try:

@@ -1,8 +1,10 @@
 """ImageNet backbone weights from keras.applications: which backbones they fit, the input
 normalisation they expect, and `build_model(..., backbone_weights="imagenet")`.
 
-`backbone_weights` is applied after a model is built (never part of its config, so a reloaded
-`.keras` file never downloads anything).
+Registers `backbone_weights="imagenet"` with the models (`models.base.register_backbone_weights`):
+every model constructor, `models.build` and `load_model` then accept it. The weights are applied
+after the model is built (never part of its config, so a reloaded `.keras` file never downloads
+anything).
 
 Example:
 
@@ -17,6 +19,7 @@ import logging
 
 import numpy as np
 
+from deeplab_keras.models import base as model_base
 from deeplab_keras.models import factory
 from deeplab_keras.models.base import unwrap
 from deeplab_keras.weights import download
@@ -40,8 +43,7 @@ def check_choice(backbone_weights):
     return backbone_weights
 
 
-def build_model(architecture, num_classes, *, backbone=None, backbone_weights=None,
-                progress=True, **kwargs):
+def build_model(architecture, num_classes, *, backbone=None, backbone_weights=None, **kwargs):
     """Builds any DeepLab architecture (`models.build`), optionally with ImageNet backbone
     weights.
 
@@ -73,12 +75,9 @@ def build_model(architecture, num_classes, *, backbone=None, backbone_weights=No
     elif backbone_weights == "imagenet" and "backbone" in fixed:
         kwargs["backbone"] = _KERAS_LAYOUT.get(fixed["backbone"], fixed["backbone"])
     kwargs = {**fixed, **kwargs}
-    if backbone_weights == "imagenet":
-        kwargs = imagenet_kwargs(cls.__name__, kwargs)
-    model = factory.build(cls.__name__, num_classes, **kwargs)
-    if backbone_weights == "imagenet":
-        load_backbone_weights(model, "imagenet", progress=progress)
-    return model
+    if backbone_weights is not None:
+        kwargs["backbone_weights"] = backbone_weights
+    return factory.build(cls.__name__, num_classes, **kwargs)
 
 
 def imagenet_kwargs(class_name, kwargs):
@@ -203,6 +202,13 @@ def check_normalisation(model, pre, what):
             f"channel_order={pre.channel_order!r}, but {model.name} normalises with "
             f"mean={layer.mean}, std={layer.std}, channel_order={layer.channel_order!r}. Build "
             "the model with those values (build_model(..., backbone_weights='imagenet') does).")
+
+
+def _load_imagenet(model):
+    return load_backbone_weights(model, "imagenet")
+
+
+model_base.register_backbone_weights("imagenet", imagenet_kwargs, _load_imagenet)
 
 
 __all__ = ["build_model", "check_choice", "check_normalisation", "imagenet_backbone_key",

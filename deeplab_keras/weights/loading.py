@@ -54,7 +54,16 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
 
     Returns:
         A Keras model; `model.weight_record` is the `WeightRecord` (registry
-        names only).
+        names only); `model.class_names` and `model.palette` come from the
+        record (with a different `num_classes`: `class_0..class_{N-1}` unless
+        `class_names=[...]` is given), and `model.save` keeps them.
+
+    The bundled `deeplabv3plus_mobilenetv2_camvid` halves its input inside
+    (`models.MSC(scales=(0.5,))`, it was trained at half resolution): feed it
+    full-size images. To fine-tune it, load it with `msc_scales=None` (the bare
+    network, for half-size crops, e.g. scale range 0.375-0.75 of CamVid frames),
+    or keep the MSC wrapper and train on full-size crops with a scale range
+    around 1; the wrapper plus half-size crops would downsample twice.
 
     Example:
 
@@ -78,9 +87,15 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
     if target_classes < 1:
         raise ValueError(f"num_classes must be >= 1; received {num_classes}.")
     if imagenet_backbones.check_choice(backbone_weights) is not None:
-        # The input normalisation (and for v2 the conv biases) follow the ImageNet weights.
+        # The input normalisation (and for v2 the conv biases) follow the ImageNet weights,
+        # over the record's own.
         overrides.setdefault("backbone", record.arch_kwargs.get("backbone"))
         overrides = imagenet_backbones.imagenet_kwargs(record.architecture, overrides)
+        overrides["backbone_weights"] = backbone_weights
+    if target_classes != record.num_classes and "class_names" not in overrides:
+        logger.warning("%s: num_classes=%d differs from the record's %d; the classes are named "
+                       "class_0..class_%d (pass class_names=[...] to name them).", record.name,
+                       target_classes, record.num_classes, target_classes - 1)
     bundled = cache.bundled_weights_path(record) if weights and record.bundled else None
     model = build_from_record(record, target_classes, **overrides)
     if weights:
@@ -93,8 +108,6 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
             logger.warning("%s: num_classes=%d differs from the record's %d; kept every other "
                            "weight and re-initialised %s.", record.name, target_classes,
                            record.num_classes, reinitialised)
-    elif backbone_weights is not None:
-        imagenet_backbones.load_backbone_weights(model, backbone_weights, progress=progress)
     # A plain attribute: not tracked as state, not serialized.
     object.__setattr__(model, "weight_record", record)
     return model
@@ -108,8 +121,11 @@ def build_from_record(record, num_classes=None, **overrides):
     msc_scales = overrides.pop("msc_scales", record.msc_scales)
     if "num_classes" in overrides:
         raise TypeError("pass num_classes as its own argument")
-    model = factory.build(record.architecture,
-                          record.num_classes if num_classes is None else int(num_classes),
+    num_classes = record.num_classes if num_classes is None else int(num_classes)
+    if num_classes == record.num_classes:
+        overrides.setdefault("class_names", record.class_names)
+        overrides.setdefault("palette", record.palette_array())
+    model = factory.build(record.architecture, num_classes,
                           **{**record.arch_kwargs, **overrides})
     if msc_scales:
         model = MSC(model, scales=msc_scales, **(record.msc_kwargs or {}))
@@ -129,7 +145,33 @@ def load_keras_file(path, compile=True):
                          "For weight files build the model and call model.load_weights(path).")
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_model: no such file {path!r}.")
+    _check_keras_archive(path)
     return keras.saving.load_model(path, safe_mode=True, compile=compile)
+
+
+def _check_keras_archive(path):
+    """A `.keras` file is a zip holding config.json and model.weights.h5; say which part is
+    missing before Keras reports a misleading "File not found"."""
+    import zipfile
+
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"load_model({path!r}): not a .keras file ({size} bytes, not a zip "
+                         "archive): it is truncated (an interrupted copy or download), or another "
+                         "format renamed to .keras (weights files load with "
+                         "model.load_weights). Copy or save it again.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"load_model({path!r}): the .keras archive is damaged ({err}); copy "
+                         "or save it again.") from None
+    missing = [n for n in ("config.json", "model.weights.h5") if n not in names]
+    if missing or broken is not None:
+        what = f"lacks {missing}" if missing else f"has a corrupt member {broken!r}"
+        raise ValueError(f"load_model({path!r}): the .keras archive {what}; it was not "
+                         "written by model.save(...) or is damaged. Save it again.")
 
 
 def _looks_like_path(value):

@@ -52,7 +52,13 @@ RECORDS.append(WeightRecord(
             "use: check the dataset's terms before commercial use)",
     paper=V3PLUS_PAPER,
     num_params=5_849_227,
-    notes=("Trained on this project's 2-core CPU machine at half resolution with a small "
+    notes=("It halves its input inside (models.MSC(scales=(0.5,)) around the network): give "
+           "it full-resolution images. To fine-tune it, either load it with msc_scales=None "
+           "(the bare network, which expects half-resolution input) and keep the scale range "
+           "it was trained with (0.375-0.75 of the 360x480 frames), or fine-tune the MSC model "
+           "with full-resolution crops and a scale range around 1; training the MSC model with "
+           "the half-size scale range would downsample twice.",
+           "Trained on this project's 2-core CPU machine at half resolution with a small "
            "encoder (no GPU was lent). A GPU run is still owed: issue 6 reports a from-scratch "
            "DeepLabV3+ ResNet-50 at full resolution reaching 75.6 val mIoU in 5.5 min on one "
            "H200.",
