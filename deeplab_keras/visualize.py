@@ -79,6 +79,36 @@ def stack(pictures, gap=4):
     return np.concatenate(parts[:-1], axis=0)
 
 
+def show(picture, max_width=960, quality=90):
+    """Shows an RGB uint8 array (or a PIL image) in a notebook as a JPEG of at most `max_width`
+    pixels (small notebooks; PNG photos weigh ~10x more). Needs IPython.
+
+    Example:
+
+    ```python
+    visualize.show(visualize.segmentation_panel(result, image, model.class_names, palette))
+    ```
+    """
+    import io
+
+    from PIL import Image
+
+    try:
+        from IPython.display import Image as NotebookImage
+        from IPython.display import display
+    except ImportError as error:
+        raise ImportError("visualize.show displays pictures in a notebook and needs IPython "
+                          "(pip install ipython); use save_png to write a file.") from error
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(
+        np.asarray(picture, np.uint8))
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)),
+                             Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    display(NotebookImage(data=buffer.getvalue(), format="jpeg"))
+
+
 def save_png(picture, path):
     """Writes an RGB uint8 array (or a PIL image) as a PNG, atomically; returns `path`.
 
@@ -97,6 +127,27 @@ def save_png(picture, path):
     return path
 
 
+def segmentation_panel(result, image, class_names=None, palette=None):
+    """image | colour mask | overlay as one RGB uint8 array, over a legend when `class_names`
+    and `palette` are given (every class for up to `LEGEND_ALL_CLASSES` classes, else the ones
+    present).
+
+    Example:
+
+    ```python
+    result = deeplab_keras.segment(model, image)
+    PIL.Image.fromarray(segmentation_panel(result, image, model.class_names,
+                                           deeplab_keras.inference.palette_of(model)))
+    ```
+    """
+    side_by_side = panel([np.asarray(image, np.uint8), result.color_mask, result.overlay])
+    if class_names is None or palette is None:
+        return side_by_side
+    present = (None if len(class_names) <= LEGEND_ALL_CLASSES
+               else set(np.unique(result.labels).tolist()))
+    return stack([side_by_side, legend(class_names, palette, side_by_side.shape[1], present)])
+
+
 def save_segmentation(result, image, output_dir, stem, tag=None, class_names=None,
                       palette=None):
     """Writes `<stem>[_<tag>]_mask.png`, `_overlay.png` and `_panel.png` (image | mask |
@@ -113,12 +164,7 @@ def save_segmentation(result, image, output_dir, stem, tag=None, class_names=Non
     ```
     """
     base = f"{stem}_{tag}" if tag else stem
-    side_by_side = panel([np.asarray(image, np.uint8), result.color_mask, result.overlay])
-    if class_names is not None and palette is not None:
-        present = (None if len(class_names) <= LEGEND_ALL_CLASSES
-                   else set(np.unique(result.labels).tolist()))
-        side_by_side = stack([side_by_side, legend(class_names, palette, side_by_side.shape[1],
-                                                   present)])
+    side_by_side = segmentation_panel(result, image, class_names, palette)
     pictures = (("mask", result.color_mask), ("overlay", result.overlay),
                 ("panel", side_by_side))
     return [save_png(picture, os.path.join(output_dir, f"{base}_{suffix}.png"))

@@ -6,6 +6,7 @@ Example:
 from deeplab_keras import assets
 
 assets.example_images()                     # the three bundled CamVid val frames
+assets.example_labels()                     # their CamVid label PNGs (0..10, 11 = void)
 assets.package_path("assets/models/deeplabv3plus_mobilenetv2_camvid/weights.h5")
 ```
 """
@@ -27,4 +28,15 @@ def example_images():
     return sorted(glob.glob(os.path.join(EXAMPLES_DIR, "*.jpg")))
 
 
-__all__ = ["EXAMPLES_DIR", "PACKAGE_DIR", "example_images", "package_path"]
+def example_labels():
+    """Paths of the example images' CamVid label PNGs, in `example_images()` order: one uint8
+    channel, values 0..10 (`data.get_layout("camvid").class_names`), 11 = void."""
+    labels = [path[:-len(".jpg")] + "_label.png" for path in example_images()]
+    missing = [path for path in labels if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"bundled example labels missing: {missing}; reinstall "
+                                "deeplab-keras (the package data is incomplete).")
+    return labels
+
+
+__all__ = ["EXAMPLES_DIR", "PACKAGE_DIR", "example_images", "example_labels", "package_path"]
