@@ -198,32 +198,27 @@ print(f"{os.path.getsize(saved) / 1e6:.1f} MB (weights and the optimizer's state
 # %% [markdown]
 # ## The same job from the command line
 #
-# `deeplab-keras train` does all of the above (checks, training with resumable checkpoints,
-# validation, `model.keras` with the names) and `evaluate` prints the IoU table. Same recipe
-# and step count as above, so the scores land near the notebook's (the random crops differ).
-# On Colab you would write `!deeplab-keras train ...`; here the module form runs with this
-# notebook's Python.
+# `deeplab-keras train` does all of the above in one command: it checks every pair, trains
+# with resumable checkpoints, writes `model.keras` with the class names, and scores the val
+# split at the end with the same per-class table (`deeplab-keras evaluate --model
+# .../model.keras` prints it again later). Same recipe and step count as above, so the scores
+# land near the notebook's (the random crops differ). On Colab you would write
+# `!deeplab-keras train ...`; here the module form runs with this notebook's Python.
 
 # %%
 import subprocess
 import sys
 
 run_dir = os.path.join(ROOT, "cli_run")
-common = ["--dataset", "folder", "--data_dir", DATA, "--class_names", ",".join(CLASS_NAMES)]
-commands = [
-    ["train", *common, "--model", "deeplabv3plus_mobilenetv2_camvid",
-     "--crop_size", f"{CROP[0]},{CROP[1]}", "--scale_range", "0.75,1.25",
-     "--batch_size", str(BATCH), "--steps", str(total_steps), "--optimizer", "adamw",
-     "--learning_rate", "1e-3", "--weight_decay", "1e-4", "--eval_every", "0",
-     "--output_dir", run_dir],
-    ["evaluate", *common, "--model", os.path.join(run_dir, "model.keras"),
-     "--output_dir", run_dir],
-]
-for command in commands:
-    print("$ deeplab-keras", " ".join(command))
-    done = subprocess.run([sys.executable, "-m", "deeplab_keras.cli", *command],
-                          capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if "━" not in line]
-    print("\n".join(lines[-12:]))
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
+command = ["train", "--dataset", "folder", "--data_dir", DATA,
+           "--class_names", ",".join(CLASS_NAMES), "--model", "deeplabv3plus_mobilenetv2_camvid",
+           "--crop_size", f"{CROP[0]},{CROP[1]}", "--scale_range", "0.75,1.25",
+           "--batch_size", str(BATCH), "--steps", str(total_steps), "--optimizer", "adamw",
+           "--learning_rate", "1e-3", "--weight_decay", "1e-4", "--eval_every", "1",
+           "--output_dir", run_dir]
+print("$ deeplab-keras", " ".join(command))
+done = subprocess.run([sys.executable, "-m", "deeplab_keras.cli", *command],
+                      capture_output=True, text=True)
+print("\n".join(line for line in done.stdout.splitlines()[-14:] if "━" not in line))
+if done.returncode != 0:
+    raise RuntimeError(done.stderr[-2000:])

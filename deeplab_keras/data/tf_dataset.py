@@ -21,6 +21,7 @@ for image, mask in data.make_eval_tf_dataset(data.list_examples(layout, "/data/c
 
 import atexit
 import collections
+import contextlib
 import threading
 import time
 
@@ -87,23 +88,32 @@ def _register_exit_wait():
             _calls["registered"] = True
 
 
+@contextlib.contextmanager
+def _in_flight():
+    """Counts one Python call from a tf.data thread; raises `_Closing` once the process exits.
+    An exception it raises is kept for `python_error`."""
+    with _calls_lock:
+        if _calls["closing"]:
+            raise _Closing("the process is exiting")
+        _calls["in_flight"] += 1
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, StopIteration):
+            _recent_errors.append(error)
+        raise
+    finally:
+        with _calls_lock:
+            _calls["in_flight"] -= 1
+
+
 def _tracked(load):
     """`load` that counts itself in flight and refuses to start once the process exits."""
     _register_exit_wait()
 
     def run(*args):
-        with _calls_lock:
-            if _calls["closing"]:
-                raise _Closing("the process is exiting")
-            _calls["in_flight"] += 1
-        try:
+        with _in_flight():
             return load(*args)
-        except Exception as error:
-            _recent_errors.append(error)
-            raise
-        finally:
-            with _calls_lock:
-                _calls["in_flight"] -= 1
 
     return run
 
@@ -115,20 +125,11 @@ def _tracked_generator(make):
     def generate():
         iterator = iter(make())
         while True:
-            with _calls_lock:
-                if _calls["closing"]:
-                    return
-                _calls["in_flight"] += 1
             try:
-                item = next(iterator)
-            except StopIteration:
+                with _in_flight():
+                    item = next(iterator)
+            except (_Closing, StopIteration):
                 return
-            except Exception as error:
-                _recent_errors.append(error)
-                raise
-            finally:
-                with _calls_lock:
-                    _calls["in_flight"] -= 1
             yield item
 
     return generate
