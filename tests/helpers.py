@@ -62,3 +62,27 @@ def run_fit_step(model, images, num_classes, loss=None):
     changed = sum(not np.allclose(a, b) for a, b in zip(before, after))
     assert changed > 0.5 * len(before), f"only {changed}/{len(before)} weights changed"
     return loss_value
+
+
+def four_class_folder(root, n_train=4, n_val=2, size=(24, 32)):
+    """A `--dataset folder` tree under `root`: images/{train,val}/p<i>.jpg and
+    masks/{train,val}/p<i>.png holding classes 0..3 and 255; returns `root` as a string."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    h, w = size
+    colours = np.array([[128, 128, 128], [200, 40, 40], [40, 160, 40], [60, 60, 220]])
+    for split, n in (("train", n_train), ("val", n_val)):
+        if n == 0:
+            continue
+        os.makedirs(os.path.join(root, "images", split))
+        os.makedirs(os.path.join(root, "masks", split))
+        for i in range(n):
+            mask = np.zeros((h, w), np.uint8)
+            mask[h // 2:], mask[h // 2:, w // 2:], mask[:6, :6] = 1, 2, 3
+            mask[0, :3] = 255
+            image = np.clip(colours[mask % 4] + rng.normal(0, 6, (h, w, 3)), 0, 255)
+            Image.fromarray(image.astype(np.uint8)).save(
+                os.path.join(root, "images", split, f"p{i}.jpg"), quality=95)
+            Image.fromarray(mask).save(os.path.join(root, "masks", split, f"p{i}.png"))
+    return str(root)

@@ -11,6 +11,7 @@ from PIL import Image
 from deeplab_keras import assets
 from deeplab_keras import cli
 from deeplab_keras.data import classes
+from tests import helpers
 
 pytestmark = pytest.mark.tf_free_host
 
@@ -111,23 +112,8 @@ def test_predict_with_the_bundled_model_and_its_crf(tmp_path, capsys):
     assert np.asarray(Image.open(out / "street_mask.png")).shape == (180, 240, 3)
 
 
-def _four_class_folder(root, n_train=3, n_val=2, size=(20, 24)):
-    """images/{train,val}/*.jpg + masks/{train,val}/*.png holding classes 0..3 and 255."""
-    rng = np.random.default_rng(1)
-    h, w = size
-    for split, n in (("train", n_train), ("val", n_val)):
-        if n == 0:
-            continue
-        (root / "images" / split).mkdir(parents=True)
-        (root / "masks" / split).mkdir(parents=True)
-        for i in range(n):
-            mask = np.zeros((h, w), np.uint8)
-            mask[h // 2:], mask[:, w // 2:] = 1, 2
-            mask[:4, :4], mask[0, :3] = 3, 255
-            image = (mask[..., None] * 50 + rng.integers(0, 20, (h, w, 3))).astype(np.uint8)
-            Image.fromarray(image).save(root / "images" / split / f"p{i}.jpg")
-            Image.fromarray(mask).save(root / "masks" / split / f"p{i}.png")
-    return str(root)
+def _four_class_folder(root, n_val=2):
+    return helpers.four_class_folder(root, n_train=3, n_val=n_val, size=(20, 24))
 
 
 def test_train_on_a_folder_with_own_class_names_from_a_file(tmp_path, capsys):

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 import deeplab_keras  # noqa: F401 - registers the classes keras.saving.load_model needs
+from tests import helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "data", "four_class_tf.keras")
@@ -40,24 +41,7 @@ def _cli(*args, cwd, env=None, timeout=300):
     return result.returncode, result.stdout, result.stderr
 
 
-def _make_folder(root, n_train=4, n_val=2, size=(24, 32)):
-    rng = np.random.default_rng(0)
-    h, w = size
-    for split, n in (("train", n_train), ("val", n_val)):
-        if n == 0:
-            continue
-        os.makedirs(os.path.join(root, "images", split))
-        os.makedirs(os.path.join(root, "masks", split))
-        for i in range(n):
-            mask = np.zeros((h, w), np.uint8)
-            mask[h // 2:], mask[h // 2:, w // 2:], mask[:6, :6] = 1, 2, 3
-            mask[0, :3] = 255
-            colours = np.array([[128, 128, 128], [200, 40, 40], [40, 160, 40], [60, 60, 220]])
-            image = np.clip(colours[mask % 4] + rng.normal(0, 6, (h, w, 3)), 0, 255)
-            Image.fromarray(image.astype(np.uint8)).save(
-                os.path.join(root, "images", split, f"p{i}.jpg"), quality=95)
-            Image.fromarray(mask).save(os.path.join(root, "masks", split, f"p{i}.png"))
-    return root
+_make_folder = helpers.four_class_folder
 
 
 def _legend_colours(panel_path, image_height):
