@@ -187,7 +187,8 @@ def segment_and_save(model, paths, output_dir, crf=None, scales=(1.0,), flip=Fal
     for path in paths:
         image = inference.load_rgb(path)
         start = time.perf_counter()
-        result = inference.segment(model, image, crf=crf, scales=scales, flip=flip)
+        result = inference.segment(model, image, crf=crf, palette=palette, scales=scales,
+                                   flip=flip)
         seconds = time.perf_counter() - start
         stem = os.path.splitext(os.path.basename(path))[0]
         written += save_segmentation(result, image, output_dir, stem, tag, names, palette)

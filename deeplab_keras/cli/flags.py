@@ -110,12 +110,17 @@ def help_text(command=None):
     return "\n".join(lines)
 
 
+def _parsed(text, cast):
+    """Comma-separated values cast with `cast`, or () when one does not parse."""
+    try:
+        return tuple(cast(v) for v in text.split(","))
+    except ValueError:
+        return ()
+
+
 def pair(text, name, cast=int):
     """`(a, b)` from 'a,b'; UsageError naming the flag otherwise."""
-    try:
-        values = tuple(cast(v) for v in text.split(","))
-    except ValueError:
-        values = ()
+    values = _parsed(text, cast)
     if len(values) != 2 or min(values) <= 0:
         raise app.UsageError(f"--{name} must be two positive comma-separated numbers; "
                              f"received {text!r}.")
@@ -124,10 +129,7 @@ def pair(text, name, cast=int):
 
 def numbers(text, name):
     """Positive floats from 'a,b,c'; UsageError naming the flag otherwise."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
+    values = _parsed(text, float)
     if not values or min(values) <= 0:
         raise app.UsageError(f"--{name} must be positive comma-separated numbers; received "
                              f"{text!r}.")
