@@ -20,10 +20,11 @@ from deeplab_keras.version import __version__
 
 __getattr__, __dir__, _lazy_names = lazy.attach(
     __name__,
-    submodules=("assets", "backbones", "convert", "crf", "data", "evaluation", "files",
+    submodules=("assets", "backbones", "convert", "crf", "data", "deploy", "evaluation", "files",
                 "inference", "labels", "layers", "models", "ops", "train", "visualize",
                 "weights"),
-    names={"Segmentation": "inference", "segment": "inference", "load_model": "weights.loading",
+    names={"export": "deploy", "Segmentation": "inference", "segment": "inference",
+           "load_model": "weights.loading",
            "get_record": "weights.registry", "list_models": "weights.registry",
            "model_card": "weights.cards"})
 __all__ = ["__version__", *_lazy_names]

@@ -87,10 +87,14 @@ def fsync_dir(folder):
             os.close(fd)
 
 
-def _default_mode():
+def _umask():
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode():
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -155,6 +159,46 @@ def write_json_atomic(path, payload):
 
 
 @contextlib.contextmanager
+def atomic_dir(path):
+    """Yields a temporary folder beside `path`; on success it replaces `path` (a folder).
+
+    If the block raises, the temporary folder is removed and `path` is untouched. An existing
+    folder at `path` is swapped out by renames and deleted only after the new one is in place.
+
+    Example:
+
+    ```python
+    with atomic_dir("exports/saved_model") as tmp:
+        archive.write_out(tmp)
+    ```
+    """
+    import shutil
+
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(path) + ".",
+                           suffix=PARTIAL_SUFFIX)
+    old = None
+    try:
+        yield tmp
+        for root, _, names in os.walk(tmp):
+            for name in names:
+                fsync_file(os.path.join(root, name))
+        os.chmod(tmp, 0o777 & ~_umask())
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(path) + ".",
+                                   suffix=".old")
+            os.replace(path, os.path.join(old, "previous"))
+        os.replace(tmp, path)
+        fsync_dir(parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def file_lock(path, on_wait=None):
     """An exclusive `flock` on `path` (created, mode 0600) held for the block.
 
@@ -182,5 +226,5 @@ def file_lock(path, on_wait=None):
         os.close(fd)
 
 
-__all__ = ["atomic_path", "file_lock", "fsync_dir", "fsync_file", "hash_file", "md5_file",
-           "sha256_file", "write_bytes_atomic", "write_json_atomic"]
+__all__ = ["atomic_dir", "atomic_path", "file_lock", "fsync_dir", "fsync_file", "hash_file",
+           "md5_file", "sha256_file", "write_bytes_atomic", "write_json_atomic"]

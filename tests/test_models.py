@@ -5,41 +5,18 @@ import numpy as np
 import pytest
 
 from deeplab_keras import models
+from tests import helpers
 from tests.helpers import random_images
 from tests.helpers import run_fit_step
 from tests.helpers import run_model_saving_test
 
-TINY_RESNET = dict(depths=(1, 1, 1, 1), widths=(4, 4, 4, 4), stem_filters=4)
-TINY_VGG = dict(widths=(4, 4, 4, 4, 4))
+TINY_RESNET = helpers.TINY_RESNET
+TINY_VGG = helpers.TINY_VGG
+tiny_models = helpers.tiny_models
 
 
 def as_json(config):
     return json.loads(json.dumps(config))
-
-
-def tiny_models():
-    """One tiny model per family (and per backbone family for v3/v3+)."""
-    return {
-        "v1": lambda: models.DeepLabV1(num_classes=3, hidden_filters=8,
-                                       backbone_kwargs=TINY_VGG),
-        "v2_resnet_L": lambda: models.DeepLabV2(backbone="resnet50", aspp="L", num_classes=3,
-                                                backbone_kwargs=TINY_RESNET),
-        "v2_vgg_S": lambda: models.DeepLabV2(backbone="vgg16", aspp="S", num_classes=3,
-                                             hidden_filters=8, backbone_kwargs=TINY_VGG),
-        "v3_resnet": lambda: models.DeepLabV3(backbone="resnet50_v1_5", output_stride=16,
-                                              num_classes=3, aspp_filters=8, head="torchvision",
-                                              backbone_kwargs=TINY_RESNET),
-        "v3_mobilenet": lambda: models.DeepLabV3(backbone="mobilenetv2", output_stride=16,
-                                                 num_classes=3, aspp_filters=8, aspp_rates=(),
-                                                 backbone_kwargs=dict(alpha=0.1)),
-        "v3plus_xception": lambda: models.DeepLabV3Plus(
-            backbone="xception65", output_stride=16, num_classes=3, aspp_filters=8,
-            decoder_filters=8, low_level_filters=4, separable=True, align_corners=True,
-            backbone_kwargs=dict(width_multiplier=0.05, middle_units=1)),
-        "v3plus_resnet": lambda: models.DeepLabV3Plus(
-            backbone="resnet50_slim", output_stride=8, num_classes=3, aspp_filters=8,
-            decoder_filters=8, low_level_filters=4, backbone_kwargs=TINY_RESNET),
-    }
 
 
 @pytest.mark.parametrize("family", sorted(tiny_models()))

@@ -1,4 +1,4 @@
-"""`deeplab-keras train | evaluate | predict`: the command line.
+"""`deeplab-keras train | evaluate | predict | export`: the command line.
 
 Your own data: a folder with `images/` and `masks/` (each with optional `train/` and `val/`
 sub-folders); a mask is a single-channel PNG named like its image, holding class ids
@@ -11,6 +11,8 @@ sub-folders); a mask is a single-channel PNG named like its image, holding class
         --model runs/mine/model.keras
     deeplab-keras predict --model runs/mine/model.keras --images "photos/*.jpg" \\
         --output_dir predictions
+    deeplab-keras export --model runs/mine/model.keras --format litert --input_size 360,480 \\
+        --quantize float16 --output mine_float16.tflite
 
 Built-in layouts: `--dataset camvid --data_dir ../shared/data/camvid` (and voc_aug,
 cityscapes, pascal_context, person_part, ade20k; see --dataset below). `--model` is an
@@ -34,6 +36,10 @@ COMMAND_HELP = {
                 "metrics_<split>.json.",
     "predict": "segments the --images glob with --model; writes mask, overlay and panel PNGs "
                "(panels carry a legend with the model's class names).",
+    "export": "writes --model for deployment as a SavedModel folder, a LiteRT (.tflite) or an "
+              "ONNX file (uint8 images in; labels and probabilities out; class names and "
+              "palette included), then checks it against the Keras model on the bundled "
+              "example images.",
 }
 
 __all__ = ["COMMANDS", "COMMAND_HELP", "FLAGS", "main_entry", "run"]

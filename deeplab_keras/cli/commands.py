@@ -48,7 +48,13 @@ def check_flags(command):
     cli_flags.numbers(cli_flags.SCALES.value, "scales")
     if cli_flags.SLIDING.value:
         cli_flags.pair(cli_flags.SLIDING.value, "sliding_window")
+    if command == "export":
+        from deeplab_keras.cli import export_command
+
+        export_command.check_flags()
+        return
     if command == "predict":
+        cli_flags.crf()
         cli_flags.class_names()
     else:
         dataset.layout()
@@ -220,15 +226,20 @@ def predict(output_dir):
     model_names = class_names_of(model)
     print(f"{name}: {len(model_names)} classes ({', '.join(model_names)}); backend "
           f"{keras.backend.backend()}. Segmenting {len(paths)} image(s):")
-    crf = True if cli_flags.CRF.value == "model" else cli_flags.CRF.value
-    written = segment_and_save(model, paths, output_dir, crf=crf,
+    written = segment_and_save(model, paths, output_dir, crf=cli_flags.crf(),
                                scales=cli_flags.numbers(cli_flags.SCALES.value, "scales"),
                                flip=cli_flags.FLIP.value)
     print(f"Wrote {len(written)} PNGs to {os.path.abspath(output_dir)}")
     return 0
 
 
-COMMAND_FUNCTIONS = {"train": train, "evaluate": evaluate, "predict": predict}
+def export(output_dir):
+    from deeplab_keras.cli import export_command
 
-__all__ = ["COMMAND_FUNCTIONS", "check_flags", "evaluate", "load_or_build_model", "predict",
-           "report", "train"]
+    return export_command.run()
+
+
+COMMAND_FUNCTIONS = {"train": train, "evaluate": evaluate, "predict": predict, "export": export}
+
+__all__ = ["COMMAND_FUNCTIONS", "check_flags", "evaluate", "export", "load_or_build_model",
+           "predict", "report", "train"]

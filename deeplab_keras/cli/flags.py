@@ -11,7 +11,7 @@ from absl import flags
 
 from deeplab_keras.data import layouts
 
-COMMANDS = ("train", "evaluate", "predict")
+COMMANDS = ("train", "evaluate", "predict", "export")
 # A private flag registry: the CLI's flags (--model, --output_dir, ...) never clash with flags
 # another absl program (or `deeplab_keras.demo`) defines in the same process.
 FLAGS = flags.FlagValues()
@@ -80,8 +80,27 @@ FLIP = _bool("flip", False, "Add horizontally flipped inputs at evaluation.")
 SLIDING = _string("sliding_window", None, "Tile size 'h,w' for sliding-window evaluation of "
                   "large images.")
 IMAGES = _string("images", None, "predict: a glob of images.")
-CRF = _string("crf", None, "predict: refine the masks with the dense CRF: 'model' (the "
-              "parameters released with a registry model's weights) or a DenseCRF preset name.")
+CRF = _string("crf", None, "predict: refine the masks with the dense CRF; export: add a "
+              "'serve_crf' signature (tf_saved_model only). 'model' (the parameters released "
+              "with a registry model's weights, else the DenseCRF defaults), a DenseCRF preset "
+              "name, or five numbers 'w1,theta_alpha,theta_beta,w2,theta_gamma'.")
+WITH_CRF = _bool("with_crf", False, "export: the same as --crf model.")
+FORMAT = _enum("format", "tf_saved_model", ["tf_saved_model", "saved_model", "litert", "tflite",
+                                            "onnx"],
+               "export: tf_saved_model (any batch and size; alias saved_model), litert (batch "
+               "1 at --input_size; alias tflite) or onnx (any batch and size).")
+OUTPUT = _string("output", None, "export: the SavedModel folder, .tflite or .onnx file to "
+                 "write (default: <model name>[_<quantize>] with the format's extension, in "
+                 "the current folder).")
+QUANTIZE = _enum("quantize", "none", ["none", "float16", "dynamic_int8", "int8"],
+                 "export --format litert: float16 or dynamic-range int8 weights, or full int8 "
+                 "(weights and activations; needs --calibration_data).")
+CALIBRATION = _string("calibration_data", None, "export --quantize int8: a folder of "
+                      "representative images (up to 100 are used), not the ones you evaluate on.")
+INPUT_SIZE = _string("input_size", None, "export: fixed input 'height,width' (required for "
+                     "litert; other formats default to any size).")
+VERIFY = _bool("verify", True, "export: run the export on the bundled example images and "
+               "compare it with the Keras model.")
 MAX_IMAGES = _integer("max_images", None, "evaluate: only the first N images (reported as "
                       "such).", lower_bound=1)
 
@@ -96,6 +115,8 @@ COMMAND_FLAGS = {
         "input", "checkpoint_every", "eval_every", "seed", "scales"),
     "evaluate": _COMMON + _DATA + ("split", "scales", "flip", "sliding_window", "max_images"),
     "predict": _COMMON + ("images", "crf", "scales", "flip", "num_classes", "class_names"),
+    "export": ("backend", "model", "format", "output", "input_size", "quantize",
+               "calibration_data", "crf", "with_crf", "verify"),
 }
 
 
@@ -144,6 +165,26 @@ def scale_range():
     return low, high
 
 
+def crf():
+    """--crf / --with_crf as `segment(crf=...)` / `export(crf=...)` take it, or None."""
+    text = CRF.value
+    if WITH_CRF.value:
+        if text not in (None, "model"):
+            raise app.UsageError(f"--with_crf means --crf model; received --crf {text!r} too.")
+        return True
+    if not text:
+        return None
+    if text == "model":
+        return True
+    if "," in text:
+        values = _parsed(text, float)
+        if len(values) != 5:
+            raise app.UsageError("--crf as numbers must be five: 'w1,theta_alpha,theta_beta,"
+                                 f"w2,theta_gamma'; received {text!r}.")
+        return values
+    return text
+
+
 def class_names():
     """The names given by --class_names (a list, or a JSON / one-per-line file), or None."""
     text = CLASS_NAMES.value
@@ -166,5 +207,5 @@ def class_names():
     return names
 
 
-__all__ = ["COMMANDS", "COMMAND_FLAGS", "FLAGS", "class_names", "help_text", "numbers", "pair",
-           "scale_range"]
+__all__ = ["COMMANDS", "COMMAND_FLAGS", "FLAGS", "class_names", "crf", "help_text", "numbers",
+           "pair", "scale_range"]
