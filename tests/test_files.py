@@ -49,6 +49,31 @@ def _umask():
     return mask
 
 
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "export"
+    with files.atomic_dir(target) as tmp:
+        (tmp_path / "export").exists() and pytest.fail("the folder appeared before the end")
+        open(os.path.join(tmp, "a.txt"), "w").write("one")
+    assert os.listdir(target) == ["a.txt"]
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with files.atomic_dir(target) as tmp:
+            open(os.path.join(tmp, "b.txt"), "w").write("two")
+            raise RuntimeError("writer failed")
+    assert os.listdir(target) == ["a.txt"]
+    with files.atomic_dir(target) as tmp:
+        os.makedirs(os.path.join(tmp, "variables"))
+        open(os.path.join(tmp, "variables", "data"), "w").write("three")
+    assert sorted(os.listdir(target)) == ["variables"]
+    assert os.listdir(tmp_path) == ["export"]  # no temporary or old folder left
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o777 & ~_umask())
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def test_killed_writer_leaves_only_a_hidden_partial(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys

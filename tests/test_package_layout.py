@@ -29,6 +29,7 @@ LAYERS = [
     ("weights",),
     ("inference",),
     ("visualize",),
+    ("deploy",),
     ("train",),
     ("cli",),
     ("demo",),

@@ -121,6 +121,8 @@ def run():
     height, width = req.input_size or ("H", "W")
     print("Call it without deeplab_keras:\n    " + HOW_TO_CALL[req.format].format(
         path=req.path, height=height, width=width).replace("\n", "\n    "))
+    if req.crf is not None:
+        print("    # signatures['serve_crf']: the same outputs after the dense CRF")
     return 0
 
 

@@ -40,11 +40,11 @@ def export_saved_model(model, request, metadata, crf_layer=None):
     spec = [tf.TensorSpec((None, size[0], size[1], 3), tf.uint8, name="images")]
     serving = serving_model(model, request.input_size)
     archive = keras.export.ExportArchive()
-    archive.track(serving)
+    # Not `archive.track(serving)`: it saves every weight a second time (as the Keras variables
+    # besides the TensorFlow variables the endpoints capture), doubling the folder's size.
     archive.add_endpoint("serve", serving.call, input_signature=spec)
     if crf_layer is not None:
         refined = serving_model(model, request.input_size, crf_layer=crf_layer)
-        archive.track(refined)
         archive.add_endpoint("serve_crf", refined.call, input_signature=spec)
     names = tf.constant(metadata["class_names"], tf.string)
     palette = tf.constant(metadata["palette"], tf.uint8)

@@ -141,6 +141,7 @@ def evaluation_section(result, class_names):
                   f"{check['images']}: float32 model {_pct(check['float32_miou'])} mIoU, "
                   f"shipped model {_pct(check['float16_miou'])} mIoU; "
                   f"{100 * check['label_agreement']:.3f}% of pixels get the same label.", ""]
+    lines += export_section(result.get("export"))
     training = result.get("training")
     if training:
         lines += ["## Training", "", f"Hardware: {training['hardware']}. Software: "
@@ -158,6 +159,40 @@ def evaluation_section(result, class_names):
     return lines
 
 
+def export_section(figures):
+    """Markdown for the "export" figures `benchmarks/export.py --write_card_data` measured."""
+    if not figures:
+        return []
+    m = figures["machine"]
+    h, w = figures["input_size"]
+    scored = figures.get("val")
+    lines = ["## Export", "",
+             f"Every export takes uint8 RGB images and returns labels and probabilities "
+             f"(`dk.export` / `deeplab-keras export`). Latency: median of one {h}x{w} image, "
+             f"batch 1, on {m['cpu']} ({m['cores']} cores), {figures['date']}, against the "
+             f"Keras TF graph ({figures['keras_tf_graph_median_ms']} ms). Command: "
+             f"`{figures['command']}`.", ""]
+    header = ("| Export | Size (MB) | Latency (ms) | vs Keras TF graph | max abs prob. diff "
+              "(examples) | Labels as Keras (examples)")
+    rule = "|---|---|---|---|---|---|"
+    if scored:
+        header += " | Labels as Keras (val) | val mIoU"
+        rule += "---|---|"
+    lines += [header + " |", rule]
+    for r in figures["exports"]:
+        row = (f"| {r['export']} | {r['bytes'] / 1e6:.1f} | {r['median_ms']:.1f} | "
+               f"{r['vs_keras_tf_graph']:.2f}x | {r['examples_max_probability_diff']:.1e} | "
+               f"{100 * r['examples_label_agreement']:.2f}%")
+        if scored:
+            row += f" | {100 * r['val_label_agreement']:.2f}% | {_pct(r['val_miou'])}"
+        lines.append(row + " |")
+    if scored:
+        lines += ["", f"val: the {scored['images']} CamVid val images (Keras model "
+                  f"{_pct(scored['keras_miou'])} mIoU at this single scale); int8 calibrated "
+                  f"on {scored['calibration']}."]
+    return lines + [""]
+
+
 def _describe_input(pre):
     h, w = pre.input_size
     if pre.resize == "pad-crop":
@@ -167,4 +202,4 @@ def _describe_input(pre):
     return f"full {h}x{w} images"
 
 
-__all__ = ["evaluation_section", "load_evaluation", "model_card"]
+__all__ = ["evaluation_section", "export_section", "load_evaluation", "model_card"]
