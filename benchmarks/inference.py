@@ -22,8 +22,13 @@ Modes:
     - `xla`: the same with `jit_compile=True`;
     - `predict_on_batch`: `model.predict_on_batch(x)`;
     - `eager`: `model(x, training=False)` op by op.
-  Torchvision runs under `torch.inference_mode()`, `eval()`, with
-  `torch.set_num_threads(<cores>)`.
+  With `--precisions fp32,bf16` (the default where the CPU has AVX-512 BF16 or
+  AMX) our model also runs under the `mixed_bfloat16` dtype policy with the
+  fp32 model's weights. Torchvision runs under `torch.inference_mode()`,
+  `eval()`, `torch.set_num_threads(<cores>)`, in each of `--torch-configs`:
+  NCHW fp32, channels_last fp32, channels_last with `torch.autocast(bfloat16)`
+  and, on request, `torch.compile` of those. Each of our rows is divided by the
+  fastest torchvision configuration of the same precision (`ratio_vs_best_peer`).
 
 * JAX (`--backend jax --device gpu`): batch 16, 513x513, fp32 and bf16 (our
   model built under the `mixed_bfloat16` dtype policy; torchvision under
@@ -66,6 +71,7 @@ import time
 
 TF_VARIANTS = ("tf_function", "xla", "predict_on_batch", "eager")
 JAX_VARIANTS = ("jit", "predict_on_batch")
+TORCH_CONFIGS = ("nchw_fp32", "cl_fp32", "cl_bf16", "cl_compile_fp32", "cl_compile_bf16")
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -89,7 +95,9 @@ def parse_args(argv=None):
                    help=f"Comma list of our inference paths. TF: {','.join(TF_VARIANTS)} "
                         f"(default tf_function,xla). JAX: {','.join(JAX_VARIANTS)} (default jit).")
     p.add_argument("--precisions", default=None,
-                   help="JAX mode: comma list of fp32,bf16 (default both). TF mode: fp32 only.")
+                   help="Comma list of fp32,bf16 (default both; on a CPU without bf16 "
+                        "arithmetic, fp32). TF mode bf16: our model under the mixed_bfloat16 "
+                        "policy with the fp32 model's weights.")
     p.add_argument("--threads", type=int, default=None,
                    help="Threads: torch.set_num_threads and TF intra-op (default: core count).")
     p.add_argument("--inter-op", type=int, default=None,
@@ -100,6 +108,11 @@ def parse_args(argv=None):
     p.add_argument("--onednn", choices=("default", "0", "1"), default="default",
                    help="Set TF_ENABLE_ONEDNN_OPTS before importing TF.")
     p.add_argument("--no-torchvision", action="store_true", help="Skip torchvision (ours only).")
+    p.add_argument("--torch-configs", default="nchw_fp32,cl_fp32,cl_bf16",
+                   help="TF mode: torchvision configurations, comma list of "
+                        f"{','.join(TORCH_CONFIGS)} (cl = channels_last, bf16 = "
+                        "torch.autocast(bfloat16), compile = torch.compile). Each precision's "
+                        "ratio is against the fastest configuration of that precision.")
     p.add_argument("--smoke", action="store_true", help="Tiny sizes to test the code path.")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -118,14 +131,26 @@ def parse_args(argv=None):
     for v in args.variants:
         if v not in allowed:
             p.error(f"unknown variant {v!r} for backend {args.backend}; choose from {allowed}.")
-    if args.backend == "tensorflow":
-        args.precisions = ["fp32"]
-    else:
-        args.precisions = [q for q in (args.precisions or "fp32,bf16").split(",") if q]
-        for q in args.precisions:
-            if q not in ("fp32", "bf16"):
-                p.error(f"unknown precision {q!r}")
+    default_precisions = "fp32,bf16" if (args.backend == "jax" or cpu_has_bf16()) else "fp32"
+    args.precisions = [q for q in (args.precisions or default_precisions).split(",") if q]
+    for q in args.precisions:
+        if q not in ("fp32", "bf16"):
+            p.error(f"unknown precision {q!r}")
+    args.torch_configs = [c for c in args.torch_configs.split(",") if c]
+    for c in args.torch_configs:
+        if c not in TORCH_CONFIGS:
+            p.error(f"unknown --torch-configs entry {c!r}; choose from {TORCH_CONFIGS}.")
     return args
+
+
+def cpu_has_bf16():
+    """True when the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def cpu_info():
@@ -249,22 +274,49 @@ def run_tensorflow_cpu(args, torch, info):
     x_tv = torch.from_numpy(x_tv_np)
     spec = [tf.TensorSpec(x_np.shape, tf.float32)]
 
-    def make_variant(name):
+    models = {"fp32": model}
+    if "bf16" in args.precisions:
+        import keras
+
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            models["bf16"] = build_ours(tv_state, args.seed)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        models["bf16"].set_weights(model.get_weights())
+
+    def make_variant(name, net):
         if name == "eager":
-            return lambda: model(x, training=False).numpy()
+            return lambda: np.asarray(net(x, training=False), dtype="float32")
         if name == "predict_on_batch":
-            return lambda: np.asarray(model.predict_on_batch(x_np))
-        fn = tf.function(lambda t: model(t, training=False), input_signature=spec,
+            return lambda: np.asarray(net.predict_on_batch(x_np), dtype="float32")
+        fn = tf.function(lambda t: net(t, training=False), input_signature=spec,
                          jit_compile=(name == "xla"), reduce_retracing=False)
-        return lambda: fn(x).numpy()
+        return lambda: np.asarray(fn(x), dtype="float32")
 
-    def torchvision_call():
-        with torch.inference_mode():
-            return tv(x_tv)["out"].numpy()
+    def make_torchvision(config):
+        net, images = tv, x_tv
+        if config.startswith("cl_"):
+            net = build_torchvision(torch, args.seed).to(memory_format=torch.channels_last)
+            images = x_tv.contiguous(memory_format=torch.channels_last)
+        if "compile" in config:
+            net = torch.compile(net)
+        bf16 = config.endswith("bf16")
 
-    contenders = {f"ours_{v}": make_variant(v) for v in args.variants}
+        def call():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                        enabled=bf16):
+                return net(images)["out"].float().numpy()
+
+        return call
+
+    contenders = {f"ours_{v}_{q}": make_variant(v, models[q]) for q in args.precisions
+                  for v in args.variants}
     if not args.no_torchvision:
-        contenders["torchvision"] = torchvision_call
+        for config in args.torch_configs:
+            if config.endswith("bf16") and "bf16" not in args.precisions:
+                continue
+            contenders[f"torchvision_{config}"] = make_torchvision(config)
 
     # Parity check (also a first warm-up of every contender).
     print("parity check / first calls ...", flush=True)
@@ -276,14 +328,19 @@ def run_tensorflow_cpu(args, torch, info):
         first_call_s[n] = time.perf_counter() - t0
         print(f"  {n}: first call {first_call_s[n]:.2f}s, output {first[n].shape}", flush=True)
     parity = {}
-    if "torchvision" in first:
-        ref = first["torchvision"].transpose(0, 2, 3, 1)
+    if "torchvision_nchw_fp32" in first:
+        ref = first["torchvision_nchw_fp32"].transpose(0, 2, 3, 1)
         for n, y in first.items():
-            if n != "torchvision":
+            if n != "torchvision_nchw_fp32":
+                if n.startswith("torchvision"):
+                    y = y.transpose(0, 2, 3, 1)
                 parity[n] = {"max_abs_diff": float(np.max(np.abs(y - ref))),
-                             "max_abs_logit": float(np.max(np.abs(ref)))}
-                print(f"  {n}: max |ours - torchvision| = {parity[n]['max_abs_diff']:.3e} "
-                      f"(max |logit| {parity[n]['max_abs_logit']:.3e})", flush=True)
+                             "max_abs_logit": float(np.max(np.abs(ref))),
+                             "label_agreement": float(np.mean(y.argmax(-1) == ref.argmax(-1)))}
+                print(f"  {n}: max |{n} - torchvision fp32| = "
+                      f"{parity[n]['max_abs_diff']:.3e} (max |logit| "
+                      f"{parity[n]['max_abs_logit']:.3e}), labels alike "
+                      f"{parity[n]['label_agreement']:.4%}", flush=True)
 
     print(f"timing: {args.warmup} warm-up + {args.reps} interleaved reps ...", flush=True)
     times = interleaved(contenders, args.reps, args.warmup)
@@ -293,11 +350,22 @@ def run_tensorflow_cpu(args, torch, info):
                       "min_s_per_image": min(ts) / args.batch,
                       "median_s_per_batch": median(ts), "times_s": ts,
                       "first_call_s": first_call_s[n]}
-    if "torchvision" in figures:
-        tv_s = figures["torchvision"]["median_s_per_image"]
-        for n in figures:
-            if n != "torchvision":
-                figures[n]["ratio_vs_torchvision"] = figures[n]["median_s_per_image"] / tv_s
+    for precision in args.precisions:
+        peers = {n: f["median_s_per_image"] for n, f in figures.items()
+                 if n.startswith("torchvision") and n.endswith(precision)}
+        if not peers:
+            continue
+        best = min(peers, key=peers.get)
+        for n, f in figures.items():
+            if n.endswith(precision) and n != best:
+                f["best_peer"] = best
+                f["ratio_vs_best_peer"] = f["median_s_per_image"] / peers[best]
+        if "torchvision_nchw_fp32" in figures:
+            for n, f in figures.items():
+                if n.startswith("ours") and n.endswith(precision):
+                    f["ratio_vs_torchvision_nchw_fp32"] = (
+                        f["median_s_per_image"] / figures["torchvision_nchw_fp32"][
+                            "median_s_per_image"])
     extra = {"onednn_enabled": onednn,
              "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
              "torch_threads": torch.get_num_threads(),
@@ -440,9 +508,9 @@ def main(argv=None):
     print("\nresults:")
     for n, f in figures.items():
         if "median_s_per_image" in f:
-            ratio = f.get("ratio_vs_torchvision")
+            ratio = f.get("ratio_vs_best_peer")
             print(f"  {n:28s} median {f['median_s_per_image']:.3f} s/image"
-                  + (f"  ours/torchvision = {ratio:.3f}" if ratio is not None else ""))
+                  + (f"  vs {f['best_peer']} = {ratio:.3f}x" if ratio is not None else ""))
         else:
             ratio = f.get("ratio_img_per_s_vs_torchvision")
             print(f"  {n:28s} {f['images_per_s']:.2f} images/s"
@@ -452,7 +520,8 @@ def main(argv=None):
               "keras_backend": args.backend, "device": args.device, "size": args.size,
               "batch": args.batch, "reps": args.reps, "warmup": args.warmup,
               "smoke": args.smoke, "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
-              "figures": figures, "parity": parity, "settings": extra}
+              "figures": figures, "parity": parity, "settings": extra,
+              "cpu_bf16": cpu_has_bf16()}
     print("RESULT_JSON " + json.dumps(result), flush=True)
     return result
 
