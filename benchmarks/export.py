@@ -84,42 +84,6 @@ def machine():
     return {"cpu": cpu, "cores": os.cpu_count(), "versions": versions}
 
 
-def size_of(path):
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(r, n)) for r, _, ns in os.walk(path) for n in ns)
-    return os.path.getsize(path)
-
-
-def runner(path, threads):
-    """A callable uint8 [1, H, W, 3] -> (labels, probabilities) in the export's runtime."""
-    import numpy as np
-
-    if os.path.isdir(path):
-        import tensorflow as tf
-
-        serve = tf.saved_model.load(path).signatures["serving_default"]
-        return lambda x: tuple(serve(images=tf.constant(x))[k].numpy()
-                               for k in ("labels", "probabilities"))
-    if path.endswith(".tflite"):
-        from ai_edge_litert.interpreter import Interpreter
-
-        run = Interpreter(model_path=path, num_threads=threads).get_signature_runner()
-
-        def call(x):
-            out = run(images=x)
-            return out["labels"], out["probabilities"]
-
-        return call
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    order = [names.index("labels"), names.index("probabilities")]
-    return lambda x: tuple(np.asarray(session.run(None, {"images": x})[i]) for i in order)
-
-
 def keras_graph(model, size):
     """The Keras TF graph: `tf.function` of the serving model (uint8 in, labels/probs out)."""
     import tensorflow as tf
@@ -172,6 +136,8 @@ def bundled_benchmark(args):
     import numpy as np
 
     import deeplab_keras as dk
+    from deeplab_keras.deploy.runtimes import load_exported
+    from deeplab_keras.files import disk_size
 
     model = dk.load_model(MODEL)
     examples = np.stack([dk.inference.load_rgb(p) for p in dk.assets.example_images()])
@@ -194,8 +160,8 @@ def bundled_benchmark(args):
         name = format + ("" if quantize == "none" else f"_{quantize}")
         results.append({"export": name, "format": format, "quantize": quantize,
                         "convert_seconds": round(time.perf_counter() - start, 1),
-                        "bytes": size_of(path)})
-        contenders[name] = runner(path, args.threads)
+                        "bytes": disk_size(path)})
+        contenders[name] = load_exported(path, args.threads)
         print(f"exported {name}: {results[-1]['bytes'] / 1e6:.1f} MB in "
               f"{results[-1]['convert_seconds']} s", flush=True)
     reference = [contenders["keras_tf_graph"](image[None]) for image in examples]
@@ -235,6 +201,7 @@ def architectures_benchmark(args):
 
     import deeplab_keras as dk
     from deeplab_keras.deploy.runtimes import compare
+    from deeplab_keras.files import disk_size
 
     size = (65, 65) if args.smoke else (args.size, args.size)
     image = np.random.default_rng(0).integers(0, 256, (1, *size, 3)).astype(np.uint8)
@@ -252,7 +219,7 @@ def architectures_benchmark(args):
                 dk.export(model, path, format=format,
                           input_size=size if format == "litert" else None)
                 agreement = compare(model, path, image)
-                row.update(converts=True, bytes=size_of(path),
+                row.update(converts=True, bytes=disk_size(path),
                            max_probability_diff=agreement.max_probability_diff,
                            label_agreement=agreement.label_agreement)
             except Exception as error:  # noqa: BLE001 - reported, not hidden

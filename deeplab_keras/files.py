@@ -124,8 +124,7 @@ def atomic_path(path, suffix=None, mode=None, hidden=True):
     os.makedirs(folder, exist_ok=True)
     if suffix is None:
         suffix = PARTIAL_SUFFIX + _extension(path)
-    prefix = ("." if hidden else "") + os.path.basename(path) + "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path, hidden), suffix=suffix)
     os.close(fd)
     try:
         yield tmp
@@ -136,6 +135,19 @@ def atomic_path(path, suffix=None, mode=None, hidden=True):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     fsync_dir(folder)
+
+
+def _temp_prefix(path, hidden=True):
+    """`.<name>.`: temporary files and folders beside `path` (hidden from globs)."""
+    return ("." if hidden else "") + os.path.basename(path) + "."
+
+
+def disk_size(path):
+    """Bytes of a file, or of every file under a folder."""
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(path) for name in names)
+    return os.path.getsize(path)
 
 
 def _extension(path):
@@ -177,8 +189,7 @@ def atomic_dir(path):
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(path) + ".",
-                           suffix=PARTIAL_SUFFIX)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path), suffix=PARTIAL_SUFFIX)
     old = None
     try:
         yield tmp
@@ -187,8 +198,7 @@ def atomic_dir(path):
                 fsync_file(os.path.join(root, name))
         os.chmod(tmp, 0o777 & ~_umask())
         if os.path.isdir(path):
-            old = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(path) + ".",
-                                   suffix=".old")
+            old = tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(path), suffix=".old")
             os.replace(path, os.path.join(old, "previous"))
         os.replace(tmp, path)
         fsync_dir(parent)
@@ -226,5 +236,5 @@ def file_lock(path, on_wait=None):
         os.close(fd)
 
 
-__all__ = ["atomic_dir", "atomic_path", "file_lock", "fsync_dir", "fsync_file", "hash_file",
-           "md5_file", "sha256_file", "write_bytes_atomic", "write_json_atomic"]
+__all__ = ["atomic_dir", "atomic_path", "disk_size", "file_lock", "fsync_dir", "fsync_file",
+           "hash_file", "md5_file", "sha256_file", "write_bytes_atomic", "write_json_atomic"]

@@ -5,6 +5,7 @@ import os
 from absl import app
 
 from deeplab_keras.cli import flags as cli_flags
+from deeplab_keras.files import disk_size
 
 HOW_TO_CALL = {
     "tf_saved_model": ("import tensorflow as tf\n"
@@ -63,6 +64,7 @@ def check_flags():
 
 
 def _load_model():
+    """--model with trained weights: a registry name or a .keras file (not an architecture)."""
     from deeplab_keras.weights import loading
     from deeplab_keras.weights import registry
 
@@ -75,13 +77,6 @@ def _load_model():
         raise app.UsageError(f"--model {name!r}: export needs trained weights, a registry name "
                              f"({', '.join(registry.list_models())}) or a saved .keras file.")
     return loading.load_model(name)
-
-
-def _size(path):
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(path)
-                   for n in names)
-    return os.path.getsize(path)
 
 
 def _verify(model, req):
@@ -115,7 +110,7 @@ def run():
     print(f"Exporting {cli_flags.MODEL.value} ({settings}) to {req.path} ...")
     dk.export(model, req.path, format=req.format, input_size=req.input_size,
               quantize=req.quantize, calibration_data=req.calibration_data, crf=req.crf)
-    print(f"Wrote {req.path} ({_size(req.path) / 1e6:.1f} MB).")
+    print(f"Wrote {req.path} ({disk_size(req.path) / 1e6:.1f} MB).")
     if cli_flags.VERIFY.value:
         _verify(model, req)
     height, width = req.input_size or ("H", "W")

@@ -22,7 +22,7 @@ def _format_of(path):
     raise ValueError(f"{path!r}: not an export (a SavedModel folder, .tflite or .onnx).")
 
 
-def _saved_model(path):
+def _saved_model(path, threads=None):  # TensorFlow's own thread settings apply
     import tensorflow as tf
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -34,13 +34,13 @@ def _saved_model(path):
     return run
 
 
-def _litert(path):
+def _litert(path, threads=None):
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ImportError("Running a .tflite export needs the LiteRT interpreter: pip install "
                           "ai-edge-litert.") from None
-    runner = Interpreter(model_path=path).get_signature_runner()
+    runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner()
 
     def run(images):
         labels, probabilities = [], []
@@ -53,13 +53,16 @@ def _litert(path):
     return run
 
 
-def _onnx(path):
+def _onnx(path, threads=None):
     try:
         import onnxruntime
     except ImportError:
         raise ImportError("Running an .onnx export needs onnxruntime: pip install "
                           "onnxruntime.") from None
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
 
     def run(images):
@@ -69,9 +72,10 @@ def _onnx(path):
     return run
 
 
-def load_exported(path):
+def load_exported(path, threads=None):
     """A callable `images -> (labels int32 [B, H, W], probabilities float32 [B, H, W, C])`
-    running the export at `path` in its runtime.
+    running the export at `path` in its runtime (`threads`: LiteRT / onnxruntime CPU threads,
+    default the runtime's own choice).
 
     Example:
 
@@ -84,7 +88,7 @@ def load_exported(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path!r}: no such export.")
     return {"tf_saved_model": _saved_model, "litert": _litert, "onnx": _onnx}[
-        _format_of(path)](path)
+        _format_of(path)](path, threads)
 
 
 @dataclasses.dataclass
@@ -103,11 +107,10 @@ class Agreement:
 def keras_probabilities(model, images):
     """The Keras model's softmax on uint8 images `[B, H, W, 3]` (float32 [B, H, W, C])."""
     from deeplab_keras.evaluation.predict import _call_model
+    from deeplab_keras.evaluation.predict import _softmax
 
-    logits = np.concatenate([_call_model(model, image[None].astype(np.float32))
-                             for image in images])
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+    return _softmax(np.concatenate([_call_model(model, image[None].astype(np.float32))
+                                    for image in images]))
 
 
 def compare(model, path, images):
