@@ -95,7 +95,8 @@ def test_evaluate_and_predict(trained, tmp_path, capsys):
     assert metrics["num_images"] == 2 and metrics["scales"] == [0.75, 1.0]
     pred_dir = tmp_path / "pred"
     assert _run("predict", "--model", model, "--images", os.path.join(data_dir, "val", "*.png"),
-                "--output_dir", str(pred_dir)) == 0
+                "--output_dir", str(pred_dir), "--mixed_precision", "mixed_bfloat16") == 0
+    assert "Running under the mixed_bfloat16 dtype policy" in capsys.readouterr().out
     assert sorted(os.listdir(pred_dir)) == sorted(
         f"f{i}_{kind}.png" for i in range(2) for kind in ("mask", "overlay", "panel"))
 

@@ -40,6 +40,16 @@ def load_or_build_model(num_classes, class_names=None, palette=None):
     return factory.build(name, num_classes, **names)
 
 
+def at_requested_precision(model):
+    """The loaded model converted to --mixed_precision (evaluate and predict)."""
+    if cli_flags.MIXED.value == "off":
+        return model
+    from deeplab_keras.models.precision import with_dtype_policy
+
+    print(f"Running under the {cli_flags.MIXED.value} dtype policy.")
+    return with_dtype_policy(model, cli_flags.MIXED.value)
+
+
 def check_flags(command):
     """Parses the command's value flags, so a bad value fails before Keras starts."""
     if command == "train":
@@ -190,7 +200,8 @@ def evaluate(output_dir):
     layout = dataset.layout()
     split = cli_flags.SPLIT.value
     examples = dataset.examples(layout, split or "val", explicit=split is not None)
-    model = load_or_build_model(layout.num_classes, layout.class_names, layout.palette)
+    model = at_requested_precision(
+        load_or_build_model(layout.num_classes, layout.class_names, layout.palette))
     found = len(examples)
     if cli_flags.MAX_IMAGES.value:
         print(f"Evaluating only the first {cli_flags.MAX_IMAGES.value} of {found} images.")
@@ -218,7 +229,7 @@ def predict(output_dir):
     num_classes = cli_flags.NUM_CLASSES.value or (len(names) if names else None)
     if num_classes is None and not registry_model and not name.endswith(".keras"):
         raise app.UsageError(f"--model {name!r} is an architecture: give --num_classes.")
-    model = load_or_build_model(num_classes, names)
+    model = at_requested_precision(load_or_build_model(num_classes, names))
     import keras
 
     from deeplab_keras.inference import class_names_of

@@ -66,7 +66,9 @@ CLASS_WEIGHTS = _enum("class_weights", "none", ["none", "median_frequency"],
                       "Loss weights per class, from the training masks.")
 FREEZE_BN = _bool("freeze_bn", False, "Freeze batch-norm statistics.")
 MIXED = _enum("mixed_precision", "off", ["off", "mixed_float16", "mixed_bfloat16"],
-              "Keras dtype policy (logits stay float32).")
+              "Keras dtype policy (logits stay float32). train: the policy the model is "
+              "built and trained under; evaluate / predict: the loaded model is converted to it "
+              "(mixed_bfloat16: bfloat16 arithmetic, fast on CPUs with AMX or AVX-512 BF16).")
 STRATEGY = _string("strategy", "off", "off | one_device | mirrored | multi_worker_mirrored | "
                    "tpu | data_parallel (JAX).")
 INPUT = _enum("input", None, ["tfdata", "pydataset"],
@@ -113,8 +115,10 @@ COMMAND_FLAGS = {
         "learning_rate", "optimizer", "momentum", "weight_decay", "warmup_steps",
         "head_lr_multiplier", "class_weights", "freeze_bn", "mixed_precision", "strategy",
         "input", "checkpoint_every", "eval_every", "seed", "scales"),
-    "evaluate": _COMMON + _DATA + ("split", "scales", "flip", "sliding_window", "max_images"),
-    "predict": _COMMON + ("images", "crf", "scales", "flip", "num_classes", "class_names"),
+    "evaluate": _COMMON + _DATA + ("split", "scales", "flip", "sliding_window", "max_images",
+                                   "mixed_precision"),
+    "predict": _COMMON + ("images", "crf", "scales", "flip", "num_classes", "class_names",
+                          "mixed_precision"),
     "export": ("backend", "model", "format", "output", "input_size", "quantize",
                "calibration_data", "crf", "with_crf", "verify"),
 }

@@ -10,6 +10,7 @@ from deeplab_keras.models.deeplab_v3_plus import DeepLabV3Plus
 from deeplab_keras.models.factory import build
 from deeplab_keras.models.factory import list_architectures
 from deeplab_keras.models.msc import MSC
+from deeplab_keras.models.precision import with_dtype_policy
 
 __all__ = ["CRFRefined", "DeepLabModel", "DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus",
-           "MSC", "build", "list_architectures", "unwrap"]
+           "MSC", "build", "list_architectures", "unwrap", "with_dtype_policy"]

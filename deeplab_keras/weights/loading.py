@@ -30,7 +30,7 @@ logger = logging.getLogger("deeplab_keras.weights")
 
 
 def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights=None,
-               progress=True, **overrides):
+               progress=True, dtype=None, **overrides):
     """A registry model with its weights, or a saved `.keras` model.
 
     Args:
@@ -49,6 +49,10 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
             backbone). Combine with `backbone="resnet101"` etc. to swap the
             backbone.
         progress: progress bar while downloading.
+        dtype: run the model under this Keras dtype policy: "mixed_bfloat16"
+            (bfloat16 arithmetic: faster on CPUs with AMX or AVX-512 BF16 and on
+            GPUs), "mixed_float16" or "float32" (the default). The weights load
+            in float32 and stay float32; see `models.with_dtype_policy`.
         **overrides: architecture arguments that do not change weight shapes
             (`output_stride`, `upsample_logits`, `msc_scales`, ...).
 
@@ -77,7 +81,7 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
             raise ValueError(f"load_model({name_or_path!r}): num_classes and architecture "
                              "overrides only apply to registry names; load the file, then "
                              "fine-tune it.")
-        return load_keras_file(os.fspath(name_or_path))
+        return _at_precision(load_keras_file(os.fspath(name_or_path)), dtype)
     record = registry.get_record(name_or_path)
     if backbone_weights is not None and weights:
         raise ValueError(f"load_model({record.name!r}): `backbone_weights` only applies with "
@@ -110,7 +114,15 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
                            record.num_classes, reinitialised)
     # A plain attribute: not tracked as state, not serialized.
     object.__setattr__(model, "weight_record", record)
-    return model
+    return _at_precision(model, dtype)
+
+
+def _at_precision(model, dtype):
+    if dtype is None:
+        return model
+    from deeplab_keras.models.precision import with_dtype_policy
+
+    return with_dtype_policy(model, dtype)
 
 
 def build_from_record(record, num_classes=None, **overrides):
