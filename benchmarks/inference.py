@@ -1,4 +1,12 @@
-"""Inference speed: deeplab_keras DeepLabV3-ResNet101 vs torchvision's.
+"""Inference speed: deeplab_keras vs torchvision / segmentation-models-pytorch.
+
+`--model resnet101` (default): DeepLabV3-ResNet101 against torchvision's, same weights.
+`--model mobilenetv2` / `--model xception65` (TF CPU mode): our DeepLabV3+ against
+segmentation-models-pytorch's `DeepLabV3Plus(encoder_name="mobilenet_v2" / "tu-xception65",
+encoder_output_stride=16)`, both random weights (the architectures differ in details, so
+no weights are copied): ours is configured like smp's (ASPP rates 12/24/36 with 256
+depthwise-separable filters, decoder 256 filters, 48 low-level channels); both parameter
+counts are printed. smp needs sizes divisible by 16: 512 by default.
 
 Both models compute the same function: ours is
 `DeepLabV3(backbone="resnet101_v1_5", output_stride=8, num_classes=21,
@@ -72,6 +80,9 @@ import time
 TF_VARIANTS = ("tf_function", "xla", "predict_on_batch", "eager")
 JAX_VARIANTS = ("jit", "predict_on_batch")
 TORCH_CONFIGS = ("nchw_fp32", "cl_fp32", "cl_bf16", "cl_compile_fp32", "cl_compile_bf16")
+# --model -> (our backbone, smp encoder); resnet101 is compared with torchvision instead.
+PEER_MODELS = {"resnet101": (None, None), "mobilenetv2": ("mobilenetv2", "mobilenet_v2"),
+               "xception65": ("xception65", "tu-xception65")}
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -81,6 +92,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
                    help="Keras backend for our model (set before Keras is imported).")
+    p.add_argument("--model", choices=tuple(PEER_MODELS), default="resnet101",
+                   help="resnet101: DeepLabV3 vs torchvision (same weights); mobilenetv2 / "
+                        "xception65: DeepLabV3+ vs segmentation-models-pytorch (TF CPU mode).")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None,
                    help="cpu (default for tensorflow) or gpu (default for jax).")
     p.add_argument("--size", type=int, default=None,
@@ -121,7 +135,11 @@ def parse_args(argv=None):
     if args.backend == "tensorflow" and args.device != "cpu":
         p.error("the TensorFlow mode is CPU only; use --backend jax --device gpu for GPUs.")
     gpu = args.device == "gpu"
-    args.size = args.size or (65 if args.smoke else 513)
+    if args.model != "resnet101" and args.backend != "tensorflow":
+        p.error("--model mobilenetv2 / xception65: TF CPU mode only.")
+    args.size = args.size or (65 if args.smoke else (513 if args.model == "resnet101" else 512))
+    if args.model != "resnet101" and args.smoke:
+        args.size = 64
     args.batch = args.batch or (2 if args.smoke else (16 if gpu else 1))
     args.reps = args.reps or (1 if args.smoke else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 2)
@@ -171,7 +189,8 @@ def versions():
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for name in ("tensorflow", "keras", "torch", "torchvision", "jax", "jaxlib"):
+    for name in ("tensorflow", "keras", "torch", "torchvision", "segmentation-models-pytorch",
+                 "timm", "jax", "jaxlib"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -236,6 +255,25 @@ def build_ours(tv_state, seed):
     return model
 
 
+def build_smp(torch, encoder, seed):
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(seed)
+    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None,
+                             encoder_output_stride=16, classes=21).eval()
+
+
+def build_ours_like_smp(backbone, seed):
+    import keras
+
+    import deeplab_keras
+
+    keras.utils.set_random_seed(seed)
+    return deeplab_keras.models.DeepLabV3Plus(
+        backbone=backbone, output_stride=16, num_classes=21, aspp_rates=(12, 24, 36),
+        separable=True, aspp_filters=256, decoder_filters=256, low_level_filters=48)
+
+
 def make_images(args):
     import numpy as np
 
@@ -252,7 +290,15 @@ def run_tensorflow_cpu(args, torch, info):
 
     threads = args.threads or info["cores"]
     torch.set_num_threads(threads)
-    tv = build_torchvision(torch, args.seed)
+    backbone, encoder = PEER_MODELS[args.model]
+    peer_name = "torchvision" if encoder is None else "smp"
+    if encoder is None:
+        def build_peer():
+            return build_torchvision(torch, args.seed)
+    else:
+        def build_peer():
+            return build_smp(torch, encoder, args.seed)
+    tv = build_peer()
     tv_state = {k: v.detach().numpy() for k, v in tv.state_dict().items()}
 
     import tensorflow as tf  # after torch (see module docstring)
@@ -267,7 +313,15 @@ def run_tensorflow_cpu(args, torch, info):
         onednn = bool(_pywrap_util_port.IsMklEnabled())
     except Exception:  # noqa: BLE001 - private API, informational only
         onednn = None
-    model = build_ours(tv_state, args.seed)
+    def build_our_model():
+        if encoder is None:
+            return build_ours(tv_state, args.seed)
+        return build_ours_like_smp(backbone, args.seed)
+
+    model = build_our_model()
+    parameters = {"ours": int(model.count_params()),
+                  peer_name: int(sum(p.numel() for p in tv.parameters()))}
+    print(f"parameters: {parameters}", flush=True)
 
     x_np, x_tv_np = make_images(args)
     x = tf.constant(x_np)
@@ -280,7 +334,7 @@ def run_tensorflow_cpu(args, torch, info):
 
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
-            models["bf16"] = build_ours(tv_state, args.seed)
+            models["bf16"] = build_our_model()
         finally:
             keras.config.set_dtype_policy("float32")
         models["bf16"].set_weights(model.get_weights())
@@ -297,7 +351,7 @@ def run_tensorflow_cpu(args, torch, info):
     def make_torchvision(config):
         net, images = tv, x_tv
         if config.startswith("cl_"):
-            net = build_torchvision(torch, args.seed).to(memory_format=torch.channels_last)
+            net = build_peer().to(memory_format=torch.channels_last)
             images = x_tv.contiguous(memory_format=torch.channels_last)
         if "compile" in config:
             net = torch.compile(net)
@@ -306,7 +360,8 @@ def run_tensorflow_cpu(args, torch, info):
         def call():
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
                                                         enabled=bf16):
-                return net(images)["out"].float().numpy()
+                out = net(images)
+                return (out["out"] if isinstance(out, dict) else out).float().numpy()
 
         return call
 
@@ -316,7 +371,7 @@ def run_tensorflow_cpu(args, torch, info):
         for config in args.torch_configs:
             if config.endswith("bf16") and "bf16" not in args.precisions:
                 continue
-            contenders[f"torchvision_{config}"] = make_torchvision(config)
+            contenders[f"{peer_name}_{config}"] = make_torchvision(config)
 
     # Parity check (also a first warm-up of every contender).
     print("parity check / first calls ...", flush=True)
@@ -332,7 +387,7 @@ def run_tensorflow_cpu(args, torch, info):
         ref = first["torchvision_nchw_fp32"].transpose(0, 2, 3, 1)
         for n, y in first.items():
             if n != "torchvision_nchw_fp32":
-                if n.startswith("torchvision"):
+                if n.startswith(peer_name):
                     y = y.transpose(0, 2, 3, 1)
                 parity[n] = {"max_abs_diff": float(np.max(np.abs(y - ref))),
                              "max_abs_logit": float(np.max(np.abs(ref))),
@@ -352,7 +407,7 @@ def run_tensorflow_cpu(args, torch, info):
                       "first_call_s": first_call_s[n]}
     for precision in args.precisions:
         peers = {n: f["median_s_per_image"] for n, f in figures.items()
-                 if n.startswith("torchvision") and n.endswith(precision)}
+                 if n.startswith(peer_name) and n.endswith(precision)}
         if not peers:
             continue
         best = min(peers, key=peers.get)
@@ -366,7 +421,8 @@ def run_tensorflow_cpu(args, torch, info):
                     f["ratio_vs_torchvision_nchw_fp32"] = (
                         f["median_s_per_image"] / figures["torchvision_nchw_fp32"][
                             "median_s_per_image"])
-    extra = {"onednn_enabled": onednn,
+    extra = {"model": args.model, "peer": peer_name, "parameters": parameters,
+             "onednn_enabled": onednn,
              "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
              "torch_threads": torch.get_num_threads(),
              "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -515,7 +571,9 @@ def main(argv=None):
             ratio = f.get("ratio_img_per_s_vs_torchvision")
             print(f"  {n:28s} {f['images_per_s']:.2f} images/s"
                   + (f"  ours/torchvision = {ratio:.3f}x" if ratio is not None else ""))
-    result = {"benchmark": "deeplabv3_resnet101_os8_inference", "command": command,
+    benchmark = ("deeplabv3_resnet101_os8_inference" if args.model == "resnet101"
+                 else f"deeplabv3plus_{args.model}_os16_inference")
+    result = {"benchmark": benchmark, "command": command,
               "machine": info, "versions": versions(),
               "keras_backend": args.backend, "device": args.device, "size": args.size,
               "batch": args.batch, "reps": args.reps, "warmup": args.warmup,

@@ -91,3 +91,43 @@ def test_depthwise_config_round_trip():
 def test_bad_arguments_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AtrousConv2D(**kwargs)
+
+
+@pytest.mark.parametrize("rate,padding,multiplier", [(2, "same", 1), (3, "valid", 2),
+                                                     (4, "same", 2)])
+def test_dilated_depthwise_fast_path_matches_portable_path_and_gradients(rate, padding,
+                                                                        multiplier):
+    """On TensorFlow the dilated depthwise conv runs oneDNN's native kernel (forward) with the
+    SpaceToBatch formulation's gradient; both must equal keras.ops.depthwise_conv's."""
+    from deeplab_keras.ops.conv import atrous_depthwise_conv2d
+
+    rng = np.random.default_rng(rate)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(2, 17, 19, 6)).astype("float32"))
+    kernel = keras.ops.convert_to_tensor(
+        rng.normal(size=(3, 3, 6, multiplier)).astype("float32"))
+    weight = keras.ops.convert_to_tensor(rng.normal(size=(1, 1, 1, 6 * multiplier)).astype(
+        "float32"))
+
+    def reference(x, kernel):
+        return keras.ops.depthwise_conv(x, kernel, strides=1, padding=padding,
+                                        dilation_rate=rate)
+
+    def fast(x, kernel):
+        return atrous_depthwise_conv2d(x, kernel, 1, padding, rate)
+
+    np.testing.assert_allclose(np.asarray(fast(x, kernel)), np.asarray(reference(x, kernel)),
+                               atol=1e-5)
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    def gradients(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            loss = tf.reduce_sum(tf.sin(fn(x, kernel)) * weight)
+        return tape.gradient(loss, [x, kernel])
+
+    expected = gradients(reference)
+    for path in (fast, tf.function(fast)):
+        for got, want in zip(gradients(path), expected):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)

@@ -164,3 +164,21 @@ def test_inside_tf_function_matches_eager():
     unknown = tf.function(lambda a, b: crf([a, b]), input_signature=[
         tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, None, None, 3])])
     np.testing.assert_allclose(unknown(logits[None], image[None]).numpy(), eager, atol=1e-5)
+
+
+@pytest.mark.requires_tf
+def test_eager_calls_run_one_graph_traced_once_for_any_image_size():
+    """`deeplab_keras.segment` calls the layer eagerly: on TensorFlow that runs one graph per
+    (batch, classes, dtypes), not op by op and not one trace per image size."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the traced eager path is TensorFlow's")
+    from deeplab_keras.layers import dense_crf
+
+    crf = small_crf(iterations=3)
+    for h, w, seed in ((24, 30, 5), (17, 41, 6), (24, 30, 7)):
+        logits, image, _ = two_region_case(h=h, w=w, seed=seed)
+        out = np.asarray(crf([logits[None], image[None]]))
+        op_by_op = np.asarray(crf._refine_batch(logits[None], image[None]))  # the former path
+        np.testing.assert_allclose(out, op_by_op, atol=1e-5)
+    (function,) = dense_crf._GRAPH_FUNCTIONS[crf].values()
+    assert function.experimental_get_tracing_count() == 1

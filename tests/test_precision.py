@@ -11,8 +11,6 @@ from deeplab_keras import assets
 from deeplab_keras import models
 from tests import helpers
 
-pytestmark = pytest.mark.tf_free_host
-
 # bfloat16 keeps 8 significant bits: logits from a deep random network differ from float32
 # by a few percent of their range; labels agree wherever the top two logits are not that close.
 RELATIVE_LOGIT_TOLERANCE = 0.08

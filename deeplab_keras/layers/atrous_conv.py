@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from deeplab_keras.ops.conv import atrous_conv2d
+from deeplab_keras.ops.conv import atrous_depthwise_conv2d
 
 PADDINGS = ("symmetric", "same", "valid")
 
@@ -223,14 +224,8 @@ class AtrousDepthwiseConv2D(keras.layers.Layer):
 
     def call(self, inputs):
         x, pad = _conv_padding(inputs, self.kernel_size, self.rate, self.strides, self.padding)
-        y = ops.depthwise_conv(
-            x,
-            ops.cast(self.depthwise_kernel, x.dtype),
-            strides=self.strides,
-            padding=pad,
-            dilation_rate=self.rate,
-            data_format="channels_last",
-        )
+        y = atrous_depthwise_conv2d(x, ops.cast(self.depthwise_kernel, x.dtype),
+                                    self.strides, pad, self.rate)
         if self.use_bias:
             y = y + ops.cast(self.bias, y.dtype)
         return y

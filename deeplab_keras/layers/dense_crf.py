@@ -1,6 +1,7 @@
 """Fully connected CRF (Krähenbühl & Koltun, NIPS 2011) as a Keras layer."""
 
 import math
+import weakref
 
 import keras
 from keras import ops
@@ -8,6 +9,9 @@ from keras import ops
 from deeplab_keras.crf import lattice as lattice_lib
 from deeplab_keras.crf import params as params_lib
 from deeplab_keras.ops.concrete import is_concrete
+
+# DenseCRF layer -> {(batch, classes, dtypes): tf.function}; weak, so the layer owns its graphs.
+_GRAPH_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 def gaussian_taps(theta):
@@ -189,6 +193,24 @@ class DenseCRF(keras.layers.Layer):
         logits, image = inputs
         self._check_shapes(tuple(logits.shape), tuple(image.shape))
         self._check_values(logits, image)
+        if keras.backend.backend() == "tensorflow" and is_concrete(logits):
+            return self._graph_function(logits, image)(logits, image)
+        return self._refine_batch(logits, image)
+
+    def _graph_function(self, logits, image):
+        """On TensorFlow, an eager call (e.g. from `deeplab_keras.segment`) runs the mean field
+        as one graph, traced once per batch size, class count and dtypes, for any image size."""
+        import tensorflow as tf
+
+        key = (logits.shape[0], logits.shape[-1], logits.dtype, image.dtype)
+        functions = _GRAPH_FUNCTIONS.setdefault(self, {})
+        if key not in functions:
+            functions[key] = tf.function(self._refine_batch, input_signature=[
+                tf.TensorSpec((key[0], None, None, key[1]), key[2]),
+                tf.TensorSpec((key[0], None, None, 3), key[3])], reduce_retracing=True)
+        return functions[key]
+
+    def _refine_batch(self, logits, image):
         if logits.shape[0] is not None:
             outs = [self._refine_one(logits[i], image[i]) for i in range(logits.shape[0])]
             return ops.stack(outs, axis=0)
