@@ -182,3 +182,10 @@ def test_eager_calls_run_one_graph_traced_once_for_any_image_size():
         np.testing.assert_allclose(out, op_by_op, atol=1e-5)
     (function,) = dense_crf._GRAPH_FUNCTIONS[crf].values()
     assert function.experimental_get_tracing_count() == 1
+    import gc
+    import weakref
+
+    alive = weakref.ref(crf)
+    del crf, function
+    gc.collect()
+    assert alive() is None  # the cache keeps no layer alive

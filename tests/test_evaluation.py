@@ -145,3 +145,26 @@ def test_low_resolution_logits_are_resized_to_the_image():
     assert probs.shape == (21, 30, 4)
     with pytest.raises(ValueError, match="one RGB image"):
         evaluation.predict_probabilities(model, np.zeros((2, 21, 30, 3)))
+
+
+def test_model_calls_run_one_traced_graph_and_keep_no_model_alive():
+    """Evaluation and multi-scale `segment` call the model once per view: on TensorFlow one
+    graph traced once for every batch and image size, equal to the eager call; the cache
+    holds no reference that keeps a model alive."""
+    import gc
+    import weakref
+
+    from deeplab_keras.evaluation import predict
+    from tests import helpers
+
+    model = helpers.tiny_models()["v3_mobilenet"]()
+    for batch, height, width in ((1, 33, 41), (2, 25, 30), (1, 33, 41)):
+        images = helpers.random_images(batch=batch, height=height, width=width)
+        np.testing.assert_allclose(predict._call_model(model, images),
+                                   np.asarray(model(images, training=False)), atol=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        assert predict._TRACED[model].experimental_get_tracing_count() == 1
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -205,7 +205,8 @@ class DenseCRF(keras.layers.Layer):
         key = (logits.shape[0], logits.shape[-1], logits.dtype, image.dtype)
         functions = _GRAPH_FUNCTIONS.setdefault(self, {})
         if key not in functions:
-            functions[key] = tf.function(self._refine_batch, input_signature=[
+            layer = weakref.ref(self)  # the cache must not keep the layer alive
+            functions[key] = tf.function(lambda a, b: layer()._refine_batch(a, b), input_signature=[
                 tf.TensorSpec((key[0], None, None, key[1]), key[2]),
                 tf.TensorSpec((key[0], None, None, 3), key[3])], reduce_retracing=True)
         return functions[key]
