@@ -65,7 +65,8 @@ def main(argv=None):
     result = dict(
         benchmark="dilated_depthwise", command=" ".join(["python"] + sys.argv),
         model=args.model, output_stride=args.output_stride, size=args.size,
-        space_to_batch_ops=space_to_batch, max_abs_diff=float(np.abs(outputs["native"] - outputs["space_to_batch"]).max()),
+        space_to_batch_ops=space_to_batch,
+        max_abs_diff=float(np.abs(outputs["native"] - outputs["space_to_batch"]).max()),
         median_s={k: statistics.median(v) for k, v in times.items()},
         min_s={k: min(v) for k, v in times.items()}, times_s=times,
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), tensorflow=tf.__version__)

@@ -42,12 +42,12 @@ def load_or_build_model(num_classes, class_names=None, palette=None):
 
 def at_requested_precision(model):
     """The loaded model converted to --mixed_precision (evaluate and predict)."""
-    if cli_flags.MIXED.value == "off":
-        return model
     from deeplab_keras.models.precision import with_dtype_policy
 
-    print(f"Running under the {cli_flags.MIXED.value} dtype policy.")
-    return with_dtype_policy(model, cli_flags.MIXED.value)
+    policy = None if cli_flags.MIXED.value == "off" else cli_flags.MIXED.value
+    if policy:
+        print(f"Running under the {policy} dtype policy.")
+    return with_dtype_policy(model, policy)
 
 
 def check_flags(command):

@@ -208,7 +208,7 @@ class DenseCRF(keras.layers.Layer):
             layer = weakref.ref(self)  # the cache must not keep the layer alive
             functions[key] = tf.function(lambda a, b: layer()._refine_batch(a, b), input_signature=[
                 tf.TensorSpec((key[0], None, None, key[1]), key[2]),
-                tf.TensorSpec((key[0], None, None, 3), key[3])], reduce_retracing=True)
+                tf.TensorSpec((key[0], None, None, 3), key[3])])
         return functions[key]
 
     def _refine_batch(self, logits, image):

@@ -19,7 +19,8 @@ def with_dtype_policy(model, dtype):
     Args:
         model: a deeplab_keras model (a DeepLab model, `MSC` or `CRFRefined`), e.g. from
             `deeplab_keras.load_model`.
-        dtype: a Keras dtype policy name: "mixed_bfloat16", "mixed_float16" or "float32".
+        dtype: a Keras dtype policy name: "mixed_bfloat16", "mixed_float16" or "float32";
+            None returns `model` as it is.
 
     Returns:
         A new model of the same class. Its `dtype_policy.name` is `dtype`.
@@ -35,6 +36,8 @@ def with_dtype_policy(model, dtype):
     if not isinstance(model, ConfiguredModel):
         raise TypeError("with_dtype_policy: expected a deeplab_keras model (built by "
                         f"deeplab_keras.models or load_model); received {type(model).__name__}.")
+    if dtype is None:
+        return model
     if dtype not in ("float32", "mixed_bfloat16", "mixed_float16"):
         raise ValueError(f"with_dtype_policy: dtype must be 'float32', 'mixed_bfloat16' or "
                          f"'mixed_float16'; received {dtype!r}. Pure bfloat16/float16 policies "

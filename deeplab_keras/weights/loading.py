@@ -22,6 +22,7 @@ import logging
 import os
 
 from deeplab_keras.models import factory
+from deeplab_keras.models.precision import with_dtype_policy
 from deeplab_keras.weights import cache
 from deeplab_keras.weights import imagenet_backbones
 from deeplab_keras.weights import registry
@@ -81,7 +82,7 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
             raise ValueError(f"load_model({name_or_path!r}): num_classes and architecture "
                              "overrides only apply to registry names; load the file, then "
                              "fine-tune it.")
-        return _at_precision(load_keras_file(os.fspath(name_or_path)), dtype)
+        return with_dtype_policy(load_keras_file(os.fspath(name_or_path)), dtype)
     record = registry.get_record(name_or_path)
     if backbone_weights is not None and weights:
         raise ValueError(f"load_model({record.name!r}): `backbone_weights` only applies with "
@@ -114,14 +115,6 @@ def load_model(name_or_path, *, num_classes=None, weights=True, backbone_weights
                            record.num_classes, reinitialised)
     # A plain attribute: not tracked as state, not serialized.
     object.__setattr__(model, "weight_record", record)
-    return _at_precision(model, dtype)
-
-
-def _at_precision(model, dtype):
-    if dtype is None:
-        return model
-    from deeplab_keras.models.precision import with_dtype_policy
-
     return with_dtype_policy(model, dtype)
 
 

@@ -33,6 +33,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from deeplab_keras.files import disk_size
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPLITS = ("train", "val")
 WHEELS = ("keras", "namex", "optree")
@@ -98,13 +100,6 @@ def pack_split(data_dir, output, split, limit, quality, subsampling):
         image_bytes += os.path.getsize(target)
         label_bytes += os.path.getsize(label)
     return len(sources), image_bytes, label_bytes, diffs, squared, pixels
-
-
-def folder_bytes(folder):
-    total = 0
-    for root, _, names in os.walk(folder):
-        total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
-    return total
 
 
 def tree_bytes():
@@ -178,7 +173,7 @@ def main(argv=None):
         shutil.copyfile(palette, os.path.join(output, "palette11.png"))
     with open(os.path.join(output, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
-    pack = folder_bytes(output)
+    pack = disk_size(output)
     print(f"pack: {output}: {pack:,} bytes ({pack / MIB:.1f} MiB)")
     wheels = 0
     if not args.no_wheels:
