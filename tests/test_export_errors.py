@@ -107,6 +107,21 @@ def test_calibration_folder_without_images(tmp_path):
     assert batches[0].dtype == np.uint8
 
 
+@pytest.mark.requires_tf
+@on_tensorflow
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(format="litert", input_size=(8, 8)), r"contains the dense CRF layer 'crf'.*litert "
+                                                r"cannot express.*dk\.models\.unwrap\(model\)"),
+    (dict(format="saved_model", crf=True), r"contains the dense CRF.*would refine twice"),
+])
+def test_model_with_a_dense_crf(tmp_path, kwargs, match):
+    crf = dk.layers.DenseCRF(iterations=1, name="crf")
+    refined = dk.models.MSC(dk.models.CRFRefined(tiny_model(), crf), scales=(1.0,))
+    with pytest.raises(ExportError, match=match):
+        dk.export(refined, str(tmp_path / "m.tflite"), **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
 class ArgmaxOneHot(keras.layers.Layer):
     """`keras.ops.argmax` on TensorFlow adds a NaN check (BitwiseAnd) LiteRT lacks."""
 

@@ -58,6 +58,27 @@ def _format_requirements(format):
                           f"{' '.join(missing)}).")
 
 
+def _check_dense_crf(model, request):
+    """A model with a `DenseCRF` inside (e.g. `CRFRefined`) exports to tf_saved_model alone, and
+    never together with `crf=` (which would refine twice)."""
+    from deeplab_keras.layers.dense_crf import DenseCRF
+
+    inner = [layer.name for layer in model._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, DenseCRF)]
+    if not inner:
+        return
+    where = f"the model {model.name!r} contains the dense CRF layer {inner[0]!r}"
+    if request.format != "tf_saved_model":
+        raise ExportError(
+            f"export: {where}, which {request.format} cannot express (its permutohedral "
+            "lattice needs TensorFlow's Unique, SparseTensorDenseMatMul and dynamic shapes). "
+            f"Export the network without it, dk.export(dk.models.unwrap(model), ...), and "
+            "refine on the host, or export to tf_saved_model.")
+    if request.crf is not None:
+        raise ExportError(f"export: {where}, so crf= would refine twice; export "
+                          "dk.models.unwrap(model) with crf=..., or the model without crf=.")
+
+
 def export(model, path, format="tf_saved_model", input_size=None, quantize=None,
            calibration_data=None, crf=None):
     """Exports a segmentation model for deployment; returns the path written.
@@ -99,6 +120,7 @@ def export(model, path, format="tf_saved_model", input_size=None, quantize=None,
         from deeplab_keras.weights.loading import load_model
 
         model = load_model(model)
+    _check_dense_crf(model, request)
     from deeplab_keras.deploy.metadata import export_metadata
 
     metadata = export_metadata(model, request)
