@@ -30,15 +30,10 @@ PYTHON=${PYTHON:-python3}
 PARTS=${PARTS:-inference,train}
 DEVICE=${DEVICE:-gpu}
 mkdir -p "$OUT"
+. device/env.sh
 {
-  echo "== $(date -u +%FT%TZ) $(hostname) $(uname -m); $($PYTHON --version 2>&1)"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
-  if [ "${SKIP_WHEELS:-0}" != 1 ]; then
-    $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/keras-*.whl .whl/namex-*.whl .whl/optree-*.whl || exit 3
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  fi
-  export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+  device_env || exit 3
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
   if [ "$DEVICE" = cpu ]; then export JAX_PLATFORMS=cpu; fi
   $PYTHON -c "import jax, keras, torch, torchvision; print('jax', jax.__version__, \
 jax.devices(), '| keras', keras.__version__, '| torch', torch.__version__, \

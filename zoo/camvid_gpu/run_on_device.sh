@@ -27,15 +27,9 @@ cd "$(dirname "$0")/../.." || exit 1
 : "${OUT:?set OUT to the output folder (the device sets it)}"
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
+. device/env.sh
 {
-  echo "== $(date -u +%FT%TZ) $(hostname) $(uname -m); $($PYTHON --version 2>&1)"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
-  if [ "${SKIP_WHEELS:-0}" != 1 ]; then
-    $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .whl/keras-*.whl .whl/namex-*.whl .whl/optree-*.whl || exit 3
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  fi
-  export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+  device_env || exit 3
   $PYTHON -c "import jax, keras; print('jax', jax.__version__, jax.devices(), '| keras', \
 keras.__version__, keras.backend.backend())" || exit 4
   timeout --kill-after=15 "${TRAIN_TIMEOUT:-420}" \
