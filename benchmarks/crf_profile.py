@@ -48,19 +48,21 @@ def parse_args(argv=None):
     return args
 
 
-def median_time(fn, inputs):
-    """Median seconds of `fn(*x)` (result fetched to the host) over `inputs`, after a warm-up
-    on the first."""
+def median_time(calls, warm_each=False):
+    """Median seconds of the zero-argument `calls` (one per frame; results fetched to the host)
+    but the first, after a warm-up call of the first (`warm_each`: of every one, for functions
+    traced per frame)."""
     import numpy as np
 
     def fetch(out):
         return [np.asarray(t) for t in (out if isinstance(out, (list, tuple)) else [out])]
 
-    fetch(fn(*inputs[0]))
+    for call in calls if warm_each else calls[:1]:
+        fetch(call())
     times = []
-    for x in inputs[1:]:
+    for call in calls[1:]:
         start = time.perf_counter()
-        fetch(fn(*x))
+        fetch(call())
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -101,9 +103,9 @@ def main(argv=None):
         def normaliser(f):
             return lattice_lib.normalization(lattice_lib.build_lattice(f))
 
-        per_image = {"lattice_build": median_time(build, [(f,) for f in features])}
+        per_image = {"lattice_build": median_time([lambda f=f: build(f) for f in features])}
         per_image["normaliser"] = median_time(
-            normaliser, [(f,) for f in features]) - per_image["lattice_build"]
+            [lambda f=f: normaliser(f) for f in features]) - per_image["lattice_build"]
         for classes in args.labels:
             net = colour_net(keras, np, frames[0], classes)
             logits = [tf.constant(net.predict_on_batch(im[None].numpy())) for im in images]
@@ -113,7 +115,8 @@ def main(argv=None):
             splatted = [tf.sparse.sparse_dense_matmul(lat["slice"], v, adjoint_a=True)
                         for lat, v in zip(lattices, q)]
             blurred = [lattice_tf._blur(lat, v, False) for lat, v in zip(lattices, splatted)]
-            stages = {"layer": median_time(whole, [(x, im[None]) for x, im in zip(logits, images)])}
+            stages = {"layer": median_time([lambda x=x, im=im: whole(x, im[None])
+                                            for x, im in zip(logits, images)])}
             # One function per frame (its lattice is a constant of it); traced and warmed first.
             fns = {
                 "splat": [tf.function(lambda v, s=lat["slice"]: tf.sparse.sparse_dense_matmul(
@@ -129,20 +132,14 @@ def main(argv=None):
             stage_inputs = {"splat": q, "blur": splatted, "slice": blurred,
                             "appearance_filter": q}
             for name, per_frame in fns.items():
-                for fn, x in zip(per_frame, stage_inputs[name]):
-                    np.asarray(fn(x))
-                times = []
-                for fn, x in list(zip(per_frame, stage_inputs[name]))[1:]:
-                    start = time.perf_counter()
-                    np.asarray(fn(x))
-                    times.append(time.perf_counter() - start)
-                stages[name] = statistics.median(times)
+                stages[name] = median_time([lambda fn=fn, x=x: fn(x) for fn, x in zip(
+                    per_frame, stage_inputs[name])], warm_each=True)
             maps = [tf.reshape(v, (height, width, classes)) for v in q]
             smooth = tf.function(lambda v: separable_gaussian(v, theta_gamma),
                                  reduce_retracing=True)
-            stages["smoothness_filter"] = median_time(smooth, [(m,) for m in maps])
-            stages["softmax"] = median_time(tf.function(lambda v: tf.nn.softmax(v)),
-                                            [(m,) for m in maps])
+            softmax = tf.function(lambda v: tf.nn.softmax(v))
+            stages["smoothness_filter"] = median_time([lambda m=m: smooth(m) for m in maps])
+            stages["softmax"] = median_time([lambda m=m: softmax(m) for m in maps])
             image_cost = per_image["lattice_build"] + per_image["normaliser"]
             iteration = (stages["appearance_filter"] + stages["smoothness_filter"]
                          + stages["softmax"])

@@ -35,16 +35,18 @@ command and the figures.
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
 import sys
 import time
 
+from inference import IMAGENET_MEAN
+from inference import IMAGENET_STD
+from inference import cpu_info
+from inference import versions
+
 TORCH_CONFIGS = ("cl", "cl_compile")
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 IGNORE = 255
 
 
@@ -210,18 +212,6 @@ def run_worker(args):
     print("WORKER_JSON " + json.dumps(figures), flush=True)
 
 
-def versions():
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for name in ("keras", "jax", "jaxlib", "tensorflow", "torch", "torchvision"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def gpu_name():
     try:
         return subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -273,11 +263,11 @@ def main(argv=None):
     if args.worker:
         return run_worker(args)
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + argv)
-    cores = len(os.sched_getaffinity(0))
+    machine = dict(cpu_info(), gpu=gpu_name())
     print(f"command: {command}\nconfig: backend={args.backend} device={args.device} "
           f"precision={args.precision} size={args.size} batch={args.batch} "
           f"warmup={args.warmup} steps={args.steps} rounds={args.rounds}; "
-          f"{platform.processor() or platform.machine()}, {cores} cores, GPU {gpu_name()}",
+          f"{machine['cpu_model']}, {machine['cores']} cores, GPU {machine['gpu']}",
           flush=True)
     names = ["ours"] + ([] if args.no_torchvision
                         else [f"torchvision_{c}" for c in args.torch_configs])
@@ -302,8 +292,7 @@ def main(argv=None):
         figures["ours"]["best_peer"] = best
         print(f"  ours / best torchvision ({best}) = {ratio:.3f}x images/s")
     result = {"benchmark": "deeplabv3_resnet101_os8_train_step", "command": command,
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores,
-                          "gpu": gpu_name()},
+              "machine": machine,
               "versions": versions(), "backend": args.backend, "device": args.device,
               "precision": args.precision, "size": args.size, "batch": args.batch,
               "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup,
