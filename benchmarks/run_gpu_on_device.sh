@@ -21,7 +21,10 @@
 #
 # Environment: OUT (required; the device sets it), PYTHON (python3), SKIP_WHEELS=1 (use the
 # keras already installed, e.g. for a rehearsal), PARTS (inference,train), TORCH_COMPILE (1),
-# SMOKE=1 (tiny sizes: the rehearsal on a CPU, with DEVICE=cpu).
+# TRAIN_TORCH_COMPILE (TORCH_COMPILE's value; the training part only), INFER_TIMEOUT (200),
+# TRAIN_TIMEOUT (240), CONTENDER_TIMEOUT (150: each training contender's share), RUN_LOG
+# ($OUT/run.log; another path keeps $OUT to the two part logs), SMOKE=1 (tiny sizes: the
+# rehearsal on a CPU, with DEVICE=cpu).
 # Outputs: run.log (everything), inference.log, train_step.log (each ends with RESULT_JSON).
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -52,15 +55,15 @@ jax.devices(), '| keras', keras.__version__, '| torch', torch.__version__, \
   fi
   if [[ ",$PARTS," == *,train,* ]]; then
     configs=cl
-    if [ "${TORCH_COMPILE:-1}" = 1 ]; then configs=cl,cl_compile; fi
+    if [ "${TRAIN_TORCH_COMPILE:-${TORCH_COMPILE:-1}}" = 1 ]; then configs=cl,cl_compile; fi
     echo "== training step (budget ${TRAIN_TIMEOUT:-240} s)"
     timeout --kill-after=10 "${TRAIN_TIMEOUT:-240}" $PYTHON benchmarks/train_step.py \
       --backend jax --device "$DEVICE" --precision bf16 --torch_configs "$configs" \
-      --contender_timeout 150 --budget_s $(( ${TRAIN_TIMEOUT:-240} - 10 )) "${smoke[@]}" 2>&1 \
+      --contender_timeout "${CONTENDER_TIMEOUT:-150}" --budget_s $(( ${TRAIN_TIMEOUT:-240} - 10 )) "${smoke[@]}" 2>&1 \
       | tee "$OUT/train_step.log"
     code=${PIPESTATUS[0]}; echo "== training step exit status $code"; [ "$code" = 0 ] || status=$code
   fi
   ls -l "$OUT"
   exit $status
-} 2>&1 | tee "$OUT/run.log"
+} 2>&1 | tee "${RUN_LOG:-$OUT/run.log}"
 exit "${PIPESTATUS[0]}"
