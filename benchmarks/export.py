@@ -1,6 +1,7 @@
-"""Export benchmark: latency, file size and accuracy of every export of the bundled CamVid model.
+"""Export benchmark: latency, file size and accuracy of every export of a bundled CamVid model.
 
-For `deeplabv3plus_mobilenetv2_camvid` at 360x480 on this CPU, in ONE process, it exports the
+For `--model` (`deeplabv3plus_resnet50w40_camvid` or `deeplabv3plus_mobilenetv2_camvid`, the
+default) at 360x480 on this CPU, in ONE process, it exports the
 model to a SavedModel, LiteRT float32 / float16 / dynamic-range int8 / full int8 (calibrated on
 `--calibration_images` CamVid *train* images) and ONNX, then times each export's runtime
 against the Keras TF graph (`tf.function` of the same uint8 -> labels/probabilities model),
@@ -16,6 +17,8 @@ convert, with the reason for any that do not, and their float32 agreement.
 Usage:
 
     python benchmarks/export.py --data_dir ../shared/data/camvid --write_card_data
+    python benchmarks/export.py --model deeplabv3plus_resnet50w40_camvid \
+        --data_dir ../shared/data/camvid --write_card_data
     python benchmarks/export.py --architectures
     python benchmarks/export.py --smoke          # tiny settings, to test the script
 
@@ -49,6 +52,7 @@ ARCHITECTURES = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=MODEL, help="Bundled CamVid model (registry name).")
     p.add_argument("--data_dir", default=None, help="CamVid root: calibrate on train, score val.")
     p.add_argument("--val_images", type=int, default=None, help="Score only the first N.")
     p.add_argument("--reps", type=int, default=20)
@@ -139,7 +143,7 @@ def bundled_benchmark(args):
     from deeplab_keras.deploy.runtimes import load_exported
     from deeplab_keras.files import disk_size
 
-    model = dk.load_model(MODEL)
+    model = dk.load_model(args.model)
     examples = np.stack([dk.inference.load_rgb(p) for p in dk.assets.example_images()])
     size = examples.shape[1:3]
     val = calibration = None
@@ -176,7 +180,7 @@ def bundled_benchmark(args):
     for result in results:
         result["median_ms"] = round(1000 * medians[result["export"]], 1)
         result["vs_keras_tf_graph"] = round(medians[result["export"]] / keras_seconds, 3)
-    summary = {"model": MODEL, "input_size": list(size), "keras_tf_graph_median_ms":
+    summary = {"model": args.model, "input_size": list(size), "keras_tf_graph_median_ms":
                round(1000 * keras_seconds, 1), "exports": results}
     if val is not None:
         images, truth, layout = val
@@ -235,7 +239,7 @@ def write_card_data(summary):
     from deeplab_keras.files import write_json_atomic
     from deeplab_keras.weights import registry
 
-    path = assets.package_path(registry.get_record(MODEL).evaluation)
+    path = assets.package_path(registry.get_record(summary["model"]).evaluation)
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     data["export"] = summary

@@ -4,7 +4,7 @@ Example:
 
 ```python
 import deeplab_keras as dk
-model = dk.load_model("deeplabv3plus_mobilenetv2_camvid")
+model = dk.load_model("deeplabv3plus_resnet50w40_camvid")
 result = dk.segment(model, "street.jpg", crf=True)  # a list in gives a list out
 result.labels, result.color_mask, result.overlay
 ```

@@ -97,7 +97,7 @@ def test_demo_main_job_with_the_bundled_model(tmp_path, capsys):
     example = assets.example_images()[0]
     assert _run_demo([f"--images={example}", f"--output_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
-    assert "deeplabv3plus_mobilenetv2_camvid" in out and str(tmp_path) in out
+    assert "deeplabv3plus_resnet50w40_camvid" in out and str(tmp_path) in out
     stem = os.path.splitext(os.path.basename(example))[0]
     plain = np.asarray(Image.open(tmp_path / f"{stem}_mask.png"))
     refined = np.asarray(Image.open(tmp_path / f"{stem}_crf_mask.png"))

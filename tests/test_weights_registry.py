@@ -60,7 +60,8 @@ TINY_VGG = dict(widths=(4, 4, 4, 4, 4))
 def test_issue_entries_are_registered():
     assert set(ISSUE_NAMES) <= set(registry.list_models())
     assert registry.list_models("deeplabv3plus_*") == [
-        "deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_xception65_ade20k",
+        "deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_resnet50w40_camvid",
+        "deeplabv3plus_xception65_ade20k",
         "deeplabv3plus_xception65_cityscapes",
         "deeplabv3plus_xception65_voc"]
     assert registry.list_models("*_coco") == ["deeplabv3_resnet101_coco",
@@ -111,8 +112,8 @@ def test_crf_parameters_match_dense_crf_presets():
 
     assert registry.get_record("deeplab_resnet101_voc").crf == PRESETS["deeplab_resnet101_voc"]
     assert registry.get_record("deeplab_vgg16_aspp_voc").crf == PRESETS["deeplab_vgg16_voc"]
-    camvid = "deeplabv3plus_mobilenetv2_camvid"
-    assert registry.get_record(camvid).crf == PRESETS[camvid]
+    for camvid in ("deeplabv3plus_mobilenetv2_camvid", "deeplabv3plus_resnet50w40_camvid"):
+        assert registry.get_record(camvid).crf == PRESETS[camvid]
 
 
 def test_imagenet_backbone_records_carry_keras_md5():

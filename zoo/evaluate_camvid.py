@@ -33,6 +33,10 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "../shared/data/camvid", "CamVid roo
 _SPLIT = flags.DEFINE_string("split", "val", "Split to score (never the test split here).")
 _REFERENCE = flags.DEFINE_string("reference", None, "Float32 .keras model the bundled weights "
                                  "came from (float16 check).")
+_DEVICE_LOG = flags.DEFINE_string("device_log", None, "train_log.json of a GPU run "
+                                  "(zoo/camvid_gpu/train_on_device.py): without --reference, its "
+                                  "float16 check (the best weights in float32 and stored as "
+                                  "float16, scored on val on the device) goes into the card.")
 _CRF_SUBSET = flags.DEFINE_integer("crf_subset", 3, "CRF search on every N-th image.")
 _MS_SCALES = flags.DEFINE_list("ms_scales", ["0.75", "1.0", "1.25", "1.5"],
                                "Multi-scale inputs, relative to the model's input.")
@@ -150,6 +154,18 @@ def main(argv):
                          "label_agreement": agreement}
         print(f"float16 check: float32 {100 * ref_cm.miou:.2f} vs shipped "
               f"{100 * cm.miou:.2f} mIoU; {100 * agreement:.3f}% same labels")
+
+    if float16_check is None and _DEVICE_LOG.value:
+        with open(_DEVICE_LOG.value, encoding="utf-8") as f:
+            device = json.load(f)
+        check = device["float16_check"]
+        float16_check = {
+            "images": (f"CamVid {_SPLIT.value} on the training GPU ({device['hardware']}; "
+                       f"{check['compute']} arithmetic, JPEG-95 copies of the frames)"),
+            "float32_miou": float(check["val_miou_float32_weights"]),
+            "float16_miou": float(check["val_miou_float16_weights"]), "label_agreement": None}
+        print(f"float16 check (device): float32 {100 * float16_check['float32_miou']:.2f} vs "
+              f"float16 {100 * float16_check['float16_miou']:.2f} mIoU")
 
     runner = CRFRunner(images)
     subset = list(range(0, n, max(1, _CRF_SUBSET.value)))

@@ -37,12 +37,14 @@ for name in dk.list_models():
 # %% [markdown]
 # ## The bundled CamVid model
 #
-# `deeplabv3plus_mobilenetv2_camvid` is a DeepLabV3+ (MobileNetV2) trained from scratch on
-# CamVid's 367 training street scenes by this project's own training command. It ships inside
-# the package, so it loads offline. Its `.class_names` and `.palette` travel with the model.
+# `deeplabv3plus_resnet50w40_camvid` is a DeepLabV3+ (a 5/8-width ResNet-50 encoder, 19M
+# parameters) trained from scratch on CamVid's 367 training street scenes at full resolution,
+# in 3.3 minutes on one GPU with this project's own pipeline (72.3 val mIoU, see its model
+# card). It ships inside the package, so it loads offline. Its `.class_names` and `.palette`
+# travel with the model.
 
 # %%
-model = dk.load_model("deeplabv3plus_mobilenetv2_camvid")
+model = dk.load_model("deeplabv3plus_resnet50w40_camvid")
 palette = dk.inference.palette_of(model)
 print(model.count_params(), "parameters;", len(model.class_names), "classes:",
       ", ".join(model.class_names))

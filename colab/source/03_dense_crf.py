@@ -2,8 +2,11 @@
 # # Dense CRF: what the fully connected CRF does
 #
 # DeepLab v1 and v2 sharpen their blurry, low-resolution predictions with a fully connected
-# conditional random field (Krähenbühl & Koltun, 2011). This notebook uses the CamVid model
-# bundled with deeplab-keras (no download) and its three example frames with their labels.
+# conditional random field (Krähenbühl & Koltun, 2011). This notebook uses the smaller CamVid
+# model bundled with deeplab-keras, `deeplabv3plus_mobilenetv2_camvid` (no download; trained
+# on a CPU at half resolution, so its blurrier answers show clearly what the CRF repairs), and
+# the package's three example frames with their labels. The main bundled model,
+# `deeplabv3plus_resnet50w40_camvid`, gains less from the CRF (its model card has the figures).
 #
 # You will see:
 #
@@ -29,9 +32,9 @@ SPEED_REPEATS = 2 if FULL else 1  # timed runs per size (after one warm-up)
 # %% [markdown]
 # ## 1. The model, the frames and their labels
 #
-# `dk.load_model` gives the bundled DeepLabV3+ MobileNetV2 trained on CamVid (11 classes). Its
-# weight record also carries the CRF parameters that were tuned for it on CamVid val. The label
-# PNGs use 0..10 for the classes and 11 for *void* (not scored).
+# `dk.load_model` gives the smaller bundled DeepLabV3+ MobileNetV2 trained on CamVid (11
+# classes). Its weight record also carries the CRF parameters that were tuned for it on CamVid
+# val. The label PNGs use 0..10 for the classes and 11 for *void* (not scored).
 
 # %%
 import os

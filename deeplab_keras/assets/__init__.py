@@ -7,7 +7,7 @@ from deeplab_keras import assets
 
 assets.example_images()                     # the three bundled CamVid val frames
 assets.example_labels()                     # their CamVid label PNGs (0..10, 11 = void)
-assets.package_path("assets/models/deeplabv3plus_mobilenetv2_camvid/weights.h5")
+assets.package_path("assets/models/deeplabv3plus_resnet50w40_camvid/weights.h5")
 ```
 """
 

@@ -17,7 +17,7 @@ sub-folders); a mask is a single-channel PNG named like its image, holding class
 Built-in layouts: `--dataset camvid --data_dir ../shared/data/camvid` (and voc_aug,
 cityscapes, pascal_context, person_part, ade20k; see --dataset below). `--model` is an
 architecture to train from scratch, a registry name (`deeplab_keras.list_models()`, e.g.
-deeplabv3plus_mobilenetv2_camvid) or a saved `.keras` file, which carries its class names and
+deeplabv3plus_resnet50w40_camvid) or a saved `.keras` file, which carries its class names and
 colours. `--backend jax` (or $KERAS_BACKEND) picks the Keras backend; training on JAX uses the
 TensorFlow-free input pipeline.
 """

@@ -26,7 +26,7 @@ BACKEND = _enum("backend", None, ["tensorflow", "jax"],
 MODEL = _string(
     "model", "deeplabv3plus_mobilenetv2",
     "An architecture to train from scratch (deeplab_keras.models.list_architectures()), a "
-    "registry name (deeplab_keras.list_models(), e.g. deeplabv3plus_mobilenetv2_camvid) or a "
+    "registry name (deeplab_keras.list_models(), e.g. deeplabv3plus_resnet50w40_camvid) or a "
     "saved .keras model. export: required, a registry name or a .keras file.")
 DATASET = _string("dataset", "camvid", "Dataset layout: one of "
                   + ", ".join(layouts.list_layouts())

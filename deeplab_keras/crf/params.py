@@ -46,6 +46,8 @@ PRESETS = {
     "pydensecrf_readme": CRFParams(10.0, 80.0, 13.0, 3.0, 3.0),
     # Tuned on CamVid val for the bundled deeplabv3plus_mobilenetv2_camvid (its model card).
     "deeplabv3plus_mobilenetv2_camvid": CRFParams(6.0, 100.0, 13.0, 1.0, 1.0),
+    # Tuned on CamVid val for deeplabv3plus_resnet50w40_camvid (its model card).
+    "deeplabv3plus_resnet50w40_camvid": CRFParams(4.0, 40.0, 3.0, 3.0, 1.0),
 }
 
 

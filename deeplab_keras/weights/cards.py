@@ -4,7 +4,7 @@ what `zoo/<name>.md` holds (`zoo/make_cards.py` writes them).
 Example:
 
 ```python
-print(deeplab_keras.model_card("deeplabv3plus_mobilenetv2_camvid"))
+print(deeplab_keras.model_card("deeplabv3plus_resnet50w40_camvid"))
 ```
 """
 
@@ -139,8 +139,9 @@ def evaluation_section(result, class_names):
         lines += ["### Float16 storage check", "",
                   f"The shipped file stores weights in float16 (BN statistics in float32). On "
                   f"{check['images']}: float32 model {_pct(check['float32_miou'])} mIoU, "
-                  f"shipped model {_pct(check['float16_miou'])} mIoU; "
-                  f"{100 * check['label_agreement']:.3f}% of pixels get the same label.", ""]
+                  f"shipped model {_pct(check['float16_miou'])} mIoU"
+                  + (f"; {100 * check['label_agreement']:.3f}% of pixels get the same label."
+                     if check.get("label_agreement") is not None else "."), ""]
     lines += export_section(result.get("export"))
     training = result.get("training")
     if training:

@@ -187,7 +187,10 @@ def main(argv=None):
         print(f"travels to the device: tree {tree / MIB:.1f} MiB + pack {pack / MIB:.1f} MiB + "
               f"wheels {wheels / MIB:.1f} MiB = {total / MIB:.1f} MiB of the 64 MiB limit")
         if total > TRAVEL_LIMIT:
-            print("WARNING: over the device's 64 MiB working-tree limit")
+            print(f"WARNING: over the device's 64 MiB working-tree limit by "
+                  f"{(total - TRAVEL_LIMIT) / MIB:.1f} MiB: the tracked tree alone is "
+                  f"{tree / MIB:.1f} MiB (the bundled models are most of it); lower --quality "
+                  "(e.g. 80), or pack fewer val frames (--max_val), until it fits")
             return 1
     return 0
 
