@@ -420,5 +420,12 @@ def test_torchvision_files_in_both_formats_load_through_load_model(depth, tmp_pa
             registry.unregister(record.name)
         actual = np.asarray(model(x, training=False))
         assert actual.shape == expected.shape
-        assert np.abs(actual - expected).max() < 1e-3, torch_format
-        assert (actual.argmax(-1) == expected.argmax(-1)).all(), torch_format
+        diff = np.abs(actual - expected).max()
+        assert diff < 1e-3, torch_format
+        # Random weights leave near-ties between the top two classes; the labels must agree
+        # wherever the reference's top-2 margin exceeds twice the largest logit difference.
+        top2 = np.sort(expected, axis=-1)[..., -2:]
+        decided = (top2[..., 1] - top2[..., 0]) > 2 * diff
+        assert decided.mean() > 0.99, (torch_format, decided.mean())
+        agree = actual.argmax(-1) == expected.argmax(-1)
+        assert agree[decided].all(), torch_format
