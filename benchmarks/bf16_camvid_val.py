@@ -31,7 +31,8 @@ def main():
         model = dk.load_model(args.model, dtype=None if dtype == "float32" else dtype)
         start = time.perf_counter()
         result = evaluation.evaluate(model, data.iterate_eval(examples, layout),
-                                     num_classes=11, ignore_label=layout.ignore_label,
+                                     num_classes=len(layout.class_names),
+                                     ignore_label=layout.ignore_label,
                                      progress=False)
         seconds = (time.perf_counter() - start) / result["num_images"]
         print(f"{args.model} {dtype}: val mIoU {100 * result['miou']:.2f} on "
