@@ -141,6 +141,57 @@ def test_a_bad_mask_value_in_the_last_file_fails_in_seconds_with_one_line(tmp_pa
 
 @pytest.mark.requires_tf
 @on_tensorflow
+def test_a_bad_value_in_the_last_val_mask_fails_before_training(tmp_path):
+    """The pre-scan covers the validation pairs too: a bad val mask used to surface only at
+    the first evaluation, after a checkpoint."""
+    data = _make_folder(str(tmp_path / "mydata"), n_val=2)
+    last = os.path.join(data, "masks", "val", "p1.png")
+    mask = np.asarray(Image.open(last)).copy()
+    mask[3, 4] = 7
+    Image.fromarray(mask).save(last)
+    code, out, err = _cli("train", "--dataset", "folder", "--data_dir", data, "--num_classes",
+                          "4", "--crop_size", "24,32", "--steps", "2", "--output_dir", "run",
+                          cwd=tmp_path, timeout=180)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert os.path.join("val", "p1.png") in lines[0] and "7: 1 px" in lines[0]
+    assert "Epoch" not in out and not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+@pytest.mark.requires_tf
+@on_tensorflow
+def test_folder_flags_name_the_folders_the_mask_suffix_and_the_ignore_label(tmp_path):
+    """--images_dir, --masks_dir, --mask_suffix and --ignore_label reach the folder layout
+    through the CLI: without --ignore_label the scan rejects the void value, with it
+    `evaluate` finds and scores every pair."""
+    data = _make_folder(str(tmp_path / "mydata"))
+    os.rename(os.path.join(data, "images"), os.path.join(data, "rgb"))
+    os.rename(os.path.join(data, "masks"), os.path.join(data, "labels"))
+    for split in ("train", "val"):
+        folder = os.path.join(data, "labels", split)
+        for name in os.listdir(folder):
+            mask = np.asarray(Image.open(os.path.join(folder, name))).copy()
+            mask[mask == 255] = 200
+            Image.fromarray(mask).save(os.path.join(folder, name.replace(".png", "_mask.png")))
+            os.remove(os.path.join(folder, name))
+    flags = ["--dataset", "folder", "--data_dir", data, "--class_names", ",".join(NAMES),
+             "--images_dir", "rgb", "--masks_dir", "labels", "--mask_suffix", "_mask"]
+    code, out, err = _cli("train", *flags, "--crop_size", "24,32", "--steps", "2",
+                          "--output_dir", "run", cwd=tmp_path, timeout=180)
+    assert code == 1 and "4 training images, 2 validation images" in out, err[-3000:]
+    assert "label 200" in err or "200: " in err, err[-3000:]
+    shutil.copy(FIXTURE, tmp_path / "mine.keras")
+    code, out, err = _cli("evaluate", *flags, "--ignore_label", "200", "--model", "mine.keras",
+                          "--output_dir", "eval", cwd=tmp_path, timeout=180)
+    assert code == 0, err[-3000:]
+    assert "over 2 of 2 images found" in out, out[-3000:]
+    scored = [line.split()[-1] for line in out.splitlines() if line.startswith("mean IoU")]
+    assert scored == [str(2 * (24 * 32 - 3))], out[-3000:]  # the 3 void pixels per mask left out
+
+
+@pytest.mark.requires_tf
+@on_tensorflow
 def test_an_error_inside_tf_data_is_one_line_and_the_process_exits(tmp_path):
     """A PNG whose header is fine but whose pixels are corrupt passes the header scan and
     fails inside tf.data: it used to print TensorFlow's traceback and then hang at exit."""

@@ -1,11 +1,13 @@
 """Exports against the Keras model they came from, run in their own runtimes.
 
-The bundled CamVid model goes to every format (LiteRT in all four precisions) and runs in a
-subprocess that never imports deeplab_keras (nor TensorFlow for LiteRT and ONNX), the way a
-deployment calls it; a tiny model of each family goes to each format. Tolerances on the bundled
-example images (360x480): max |probability difference| <= 1e-4 for the float32 exports
-(SavedModel, LiteRT float32, ONNX; measured 1e-6..3e-6); label agreement >= 99% for LiteRT
-float16 and >= 95% for dynamic-range and full int8 (measured: BENCHMARKS.md "Export").
+The bundled MobileNetV2 CamVid model goes to every format (LiteRT in all four precisions) and
+runs in a subprocess that never imports deeplab_keras (nor TensorFlow for LiteRT and ONNX), the
+way a deployment calls it; a tiny model of each family goes to each format; the main bundled
+model (ResNet-50 w40) goes through the README's own SavedModel and LiteRT float16 commands.
+Tolerances on the bundled example images (360x480): max |probability difference| <= 1e-4 for
+the float32 exports (SavedModel, LiteRT float32, ONNX; measured 1e-6..3e-6 on the MobileNetV2
+model, up to 6.7e-6 on the main one); label agreement >= 99% for LiteRT float16 and >= 95% for
+dynamic-range and full int8 (measured: BENCHMARKS.md "Export").
 
 Needs `pip install -e ".[export]"`; run with `python -m pytest -m export`.
 """
@@ -156,3 +158,34 @@ def test_cli_export_end_to_end(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["four_class_tf.json", "four_class_tf.tflite"]
     assert "Checked against the Keras model: 100.00% of pixels labelled alike" in result.stdout
     assert "get_signature_runner" in result.stdout
+
+
+def test_readme_commands_on_the_main_bundled_model(tmp_path):
+    """README "Deploy" on the main bundled model: the SavedModel (with the CRF signature) and
+    LiteRT float16 commands, then both files called as the README calls them."""
+    name = "deeplabv3plus_resnet50w40_camvid"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    commands = [["--format", "saved_model", "--crf", "model"],
+                ["--format", "tflite", "--input_size", "360,480", "--quantize", "float16"]]
+    checked = []
+    for flags in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "deeplab_keras.cli", "export", "--model", name, *flags],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = [x for x in result.stdout.splitlines() if "Checked against the Keras model" in x]
+        assert line, result.stdout[-3000:]
+        checked.append(float(line[0].split(": ")[1].split("%")[0]))
+    assert checked[0] == 100.0 and checked[1] >= 100 * AGREEMENT["float16"], checked
+    saved_model, tflite = tmp_path / f"{name}_saved_model", tmp_path / f"{name}_float16.tflite"
+    assert saved_model.is_dir() and tflite.is_file(), sorted(os.listdir(tmp_path))
+    model = dk.load_model(name)
+    images = np.stack([dk.inference.load_rgb(p) for p in dk.assets.example_images()])
+    reference = keras_probabilities(model, images)
+    out = run_outside(tmp_path, images, saved_model, tflite)
+    assert np.abs(out["0_probabilities"] - reference).max() <= FLOAT_TOLERANCE
+    np.testing.assert_array_equal(out["0_labels"], reference.argmax(-1))
+    assert tuple(out["0_class_names"]) == model.class_names
+    agreement = (out["1_labels"] == reference.argmax(-1)).mean()
+    print(f"{name} litert float16: label agreement {agreement:.4%}")
+    assert agreement >= AGREEMENT["float16"]

@@ -142,6 +142,63 @@ def test_release_file_loads_and_every_blob_maps_exactly_once(name, offline_mirro
     assert set(report.mapped) == expected - copies - factors
 
 
+def test_the_two_caffe_zips_load_in_either_order_from_one_mirror(tmp_path, monkeypatch):
+    """Both v2 releases are called prototxt_and_model.zip: each must load its own weights
+    whichever loads first (they once shared one cache file and one trusted hash)."""
+    monkeypatch.setenv("DEEPLAB_KERAS_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("DEEPLAB_KERAS_OFFLINE", "1")
+    names = ["deeplab_resnet101_voc", "deeplab_vgg16_aspp_voc"]
+    records, first_kernels = {}, {}
+    try:
+        for name in names:
+            weights_file, phase, _, v1 = CASES[name]
+            text = _read(weights_file)
+            blobs, types, dilations = _release_blobs(cp.parse(text), phase)
+            record = dataclasses.replace(registry.get_record(name), name=f"{name}_order_test")
+            assert original_files.file_name(record) == "prototxt_and_model.zip"
+            registry.register(record)
+            records[name] = record
+            _package(record, str(tmp_path / "mirror"), text, blobs, types, dilations, v1)
+            first_kernels[name] = np.transpose(blobs["conv1" if "conv1" in blobs else
+                                                     "conv1_1"][0], (2, 3, 1, 0))
+        for order in (names, names[::-1]):
+            monkeypatch.setenv("DEEPLAB_KERAS_CACHE", str(tmp_path / f"cache_{order[0]}"))
+            for name in order:
+                backbone = unwrap(dk.load_model(records[name].name)).backbone
+                layer = "conv1_conv" if "resnet" in name else "block1_conv1"
+                np.testing.assert_array_equal(backbone.get_layer(layer).kernel.numpy(),
+                                              first_kernels[name])
+    finally:
+        for record in records.values():
+            registry.unregister(record.name)
+
+
+def _caffe_counterparts(backbone):
+    """{Caffe layer name: our backbone layer name} for every convolution and every block
+    output with a counterpart: VGG conv{b}_{c} / block{b}_conv{c}; ResNet res{s}{block} and
+    its branch1 / branch2a-c convolutions / conv{s}_block{i}_{out,0..3_conv}."""
+    ours = {layer.name for layer in backbone.layers}
+    pairs = {}
+    if "conv1_conv" not in ours:  # VGG
+        for b, convs in enumerate((2, 2, 3, 3, 3), start=1):
+            for c in range(1, convs + 1):
+                pairs[f"conv{b}_{c}"] = f"block{b}_conv{c}"
+        return pairs
+    pairs["conv1"] = "conv1_conv"
+    for stage in (2, 3, 4, 5):
+        i = 1
+        while f"conv{stage}_block{i}_out" in ours:
+            letter = "a" if i == 1 else "bc"[i - 2] if stage in (2, 5) else f"b{i - 1}"
+            caffe = f"res{stage}{letter}"
+            pairs[caffe] = f"conv{stage}_block{i}_out"
+            for part, suffix in (("branch1", "0"), ("branch2a", "1"), ("branch2b", "2"),
+                                 ("branch2c", "3")):
+                if f"conv{stage}_block{i}_{suffix}_conv" in ours:
+                    pairs[f"{caffe}_{part}"] = f"conv{stage}_block{i}_{suffix}_conv"
+            i += 1
+    return pairs
+
+
 def _our_sizes(model, size):
     """Sizes of our layers that have a Caffe counterpart, for a `size` x `size` input."""
     net = unwrap(model)
@@ -153,6 +210,8 @@ def _our_sizes(model, size):
     outputs = {caffe_name: backbone.output[key] for caffe_name, key in names.items()}
     if "C2" in backbone.feature_names:
         outputs["pool1"] = backbone.get_layer("pool1_pool").output
+    for caffe_name, ours in _caffe_counterparts(backbone).items():
+        outputs[caffe_name] = backbone.get_layer(ours).output
     probe = keras.Model(backbone.input, outputs)
     sizes = {}
     branches = {"": size}
@@ -177,10 +236,30 @@ def test_every_layer_size_matches_caffe_at_even_and_odd_sizes(name):
         ours = _our_sizes(model, size)
         compared = {k: (v, caffe_sizes[k]) for k, v in ours.items()}
         assert all(a == b for a, b in compared.values()), (size, compared)
-        assert len(compared) >= 3
+        assert len(compared) >= (18 if "conv5_3" in compared else 3 * 33 + 4)
         # Caffe's MSC fuses the score maps at stride 8: at 500 the x0.75 branch is 61 wide
         # against 63 and Caffe cannot run; ours fuses at input resolution.
         if name == "deeplab_resnet101_voc":
             assert bool(mismatches) == (size == 500)
             spec = model.compute_output_spec(keras.KerasTensor((1, size, size, 3)))
             assert tuple(spec.shape[1:3]) == (size, size)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_backbone_convolution_has_the_prototxts_rate_and_stride(name):
+    """Sizes alone cannot see a dilation (padding grows with it): each convolution's rate and
+    stride against the prototxt's `dilation` (v2) or `hole` (v1)."""
+    _, _, sizes_file, _ = CASES[name]
+    layers = {layer["name"]: layer for layer in cp.layers(cp.parse(_read(sizes_file)))}
+    backbone = unwrap(loading.build_from_record(registry.get_record(name))).backbone
+    pairs = {c: o for c, o in _caffe_counterparts(backbone).items()
+             if layers.get(c, {}).get("type") == "Convolution"}
+    assert len(pairs) == (13 if "conv5_3" in pairs else 1 + 33 * 3 + 4)
+    rates = {}
+    for caffe_name, ours in pairs.items():
+        kernel, stride, _, dilation = cp.conv_geometry(layers[caffe_name]["conv"])
+        layer = backbone.get_layer(ours)
+        rates[caffe_name] = (layer.rate, dilation, layer.strides, stride)
+    wrong = {k: v for k, v in rates.items() if v[0] != v[1] or v[2] != v[3]}
+    assert not wrong, wrong
+    assert {v[1] for v in rates.values()} == ({1, 2} if "conv5_3" in pairs else {1, 2, 4})

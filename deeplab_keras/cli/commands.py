@@ -104,6 +104,8 @@ def train(output_dir):
           f"({layout.name}, {num_classes} classes: {', '.join(layout.class_names)}; ignore "
           f"label {layout.ignore_label}). Checking every image/mask pair:")
     counts = data.scan_examples(train_examples, layout, num_classes)
+    if val_examples:
+        data.scan_examples(val_examples, layout, num_classes)
     if cli_flags.MIXED.value != "off":
         keras.mixed_precision.set_dtype_policy(cli_flags.MIXED.value)
     keras.utils.set_random_seed(cli_flags.SEED.value)
