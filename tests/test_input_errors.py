@@ -162,3 +162,32 @@ def test_a_finite_tf_dataset_draws_new_batches_when_iterated_again(tmp_path):
     for got, expected in zip(second, continued):
         np.testing.assert_array_equal(got, expected)
     assert any(not np.array_equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("layout", ["camvid", "ade20k", "cityscapes"])
+def test_fixed_layouts_report_what_they_leave_out(tmp_path, caplog, layout):
+    """The built-in layouts' finders dropped stray files and masks without images silently."""
+    root = tmp_path / "data"
+    image_dir, mask_dir, stem, mask_name = {
+        "camvid": ("train", "trainannot", "a", "a.png"),
+        "ade20k": ("images/training", "annotations/training", "a", "a.png"),
+        "cityscapes": ("leftImg8bit/train/aachen", "gtFine/train/aachen", "a_leftImg8bit",
+                       "a_gtFine_labelIds.png"),
+    }[layout]
+    orphan = mask_name.replace("a", "orphan", 1)
+    for folder in (image_dir, mask_dir):
+        (root / folder).mkdir(parents=True)
+    image_ext = ".jpg" if layout == "ade20k" else ".png"
+    Image.fromarray(np.full((4, 6, 3), 90, np.uint8)).save(root / image_dir / (stem + image_ext))
+    for name in (mask_name, orphan):
+        Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / mask_dir / name)
+    (root / image_dir / "notes.txt").write_text("not an image")
+    if layout == "cityscapes":  # the other gtFine files are not masks of this layout
+        Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / mask_dir / "a_gtFine_color.png")
+    with caplog.at_level(logging.WARNING, logger="deeplab_keras.data"):
+        examples = data.list_examples(layout, str(root), "train")
+    assert len(examples) == 1
+    assert "1 files that are not this layout's images" in caplog.text and "notes.txt" in (
+        caplog.text)
+    assert "1 masks without an image" in caplog.text and orphan in caplog.text
+    assert "color" not in caplog.text

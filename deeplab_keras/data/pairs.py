@@ -72,6 +72,18 @@ def _missing_mask(image_path, expected, layout_name):
                       f"require_masks=False) for unlabelled images (layout '{layout_name}').")
 
 
+def _report_left_out(image_root, images, mask_root, examples, mask_endings=MASK_EXTENSIONS):
+    """Warns about files a fixed-layout finder does not use: files in the image folder that
+    are not this layout's images, and masks (names ending in `mask_endings`, lower case) in
+    the mask folder that no image pairs with."""
+    report_skipped("files that are not this layout's images",
+                   set(_list_files(image_root, ("",))) - set(images), image_root)
+    if os.path.isdir(mask_root):
+        used = {e.mask_path for e in examples}
+        report_skipped("masks without an image",
+                       set(_list_files(mask_root, mask_endings)) - used, mask_root)
+
+
 def _paired(image, mask, require_masks, layout_name):
     """`Example(image, mask)`; a missing mask is an error, or None for unlabelled splits."""
     if not os.path.isfile(mask):
@@ -206,6 +218,8 @@ def find_cityscapes_pairs(data_dir, split, require_masks):
         mask = os.path.join(data_dir, "gtFine", split,
                             rel[:-len("_leftImg8bit.png")] + "_gtFine_labelIds.png")
         examples.append(_paired(image, mask, require_masks, "cityscapes"))
+    _report_left_out(image_root, images, os.path.join(data_dir, "gtFine", split), examples,
+                     mask_endings=("_gtfine_labelids.png",))
     return examples
 
 
@@ -230,6 +244,7 @@ def find_ade20k_pairs(data_dir, split, require_masks):
         rel = os.path.splitext(os.path.relpath(image, image_root))[0]
         mask = os.path.join(data_dir, "annotations", folder, rel + ".png")
         examples.append(_paired(image, mask, require_masks, "ade20k"))
+    _report_left_out(image_root, images, os.path.join(data_dir, "annotations", folder), examples)
     return examples
 
 
@@ -246,4 +261,5 @@ def find_camvid_pairs(data_dir, split, require_masks):
         rel = os.path.splitext(os.path.relpath(image, image_root))[0]
         mask = os.path.join(data_dir, split + "annot", rel + ".png")
         examples.append(_paired(image, mask, require_masks, "camvid"))
+    _report_left_out(image_root, images, os.path.join(data_dir, split + "annot"), examples)
     return examples
