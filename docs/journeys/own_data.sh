@@ -5,7 +5,8 @@
 # TensorFlow-free venv and predicted again under JAX.
 #   bash docs/journeys/own_data.sh [WORK_DIR] [CAMVID_DIR]
 # Prints every command and its output; predictions land under WORK_DIR/runs and
-# WORK_DIR/elsewhere. The last run of it: docs/journeys/own_data.log.
+# WORK_DIR/elsewhere. The last run of it: docs/journeys/own_data.log, made with
+#   bash docs/journeys/own_data.sh 2>&1 | python3 docs/journeys/clean_log.py > docs/journeys/own_data.log
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${1:-/tmp/own_data_journey}
