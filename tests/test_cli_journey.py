@@ -122,10 +122,13 @@ def test_a_tensorflow_written_keras_file_predicts_with_its_names_under_jax(tmp_p
 
 
 @pytest.mark.tf_free_host
-def test_a_bad_mask_value_in_the_last_file_fails_in_seconds_with_one_line(tmp_path):
-    """The pre-scan reads every mask: the bad value sits in the last one."""
-    data = _make_folder(str(tmp_path / "mydata"), n_val=0)
-    last = os.path.join(data, "masks", "train", "p3.png")
+@pytest.mark.parametrize("split,n_val,last_file", [("train", 0, "p3.png"), ("val", 2, "p1.png")])
+def test_a_bad_mask_value_in_the_last_file_fails_in_seconds_with_one_line(tmp_path, split, n_val,
+                                                                          last_file):
+    """The pre-scan reads every mask, the validation ones too (a bad val mask used to surface
+    only at the first evaluation, after a checkpoint): the bad value sits in the last one."""
+    data = _make_folder(str(tmp_path / "mydata"), n_val=n_val)
+    last = os.path.join(data, "masks", split, last_file)
     mask = np.asarray(Image.open(last)).copy()
     mask[5, 7] = 9
     Image.fromarray(mask).save(last)
@@ -135,27 +138,7 @@ def test_a_bad_mask_value_in_the_last_file_fails_in_seconds_with_one_line(tmp_pa
     assert code == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    assert "p3.png" in lines[0] and "9: 1 px" in lines[0]
-    assert "Epoch" not in out and not os.path.exists(tmp_path / "run" / "checkpoints")
-
-
-@pytest.mark.requires_tf
-@on_tensorflow
-def test_a_bad_value_in_the_last_val_mask_fails_before_training(tmp_path):
-    """The pre-scan covers the validation pairs too: a bad val mask used to surface only at
-    the first evaluation, after a checkpoint."""
-    data = _make_folder(str(tmp_path / "mydata"), n_val=2)
-    last = os.path.join(data, "masks", "val", "p1.png")
-    mask = np.asarray(Image.open(last)).copy()
-    mask[3, 4] = 7
-    Image.fromarray(mask).save(last)
-    code, out, err = _cli("train", "--dataset", "folder", "--data_dir", data, "--num_classes",
-                          "4", "--crop_size", "24,32", "--steps", "2", "--output_dir", "run",
-                          cwd=tmp_path, timeout=180)
-    assert code == 1
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
-    assert os.path.join("val", "p1.png") in lines[0] and "7: 1 px" in lines[0]
+    assert os.path.join(split, last_file) in lines[0] and "9: 1 px" in lines[0]
     assert "Epoch" not in out and not os.path.exists(tmp_path / "run" / "checkpoints")
 
 

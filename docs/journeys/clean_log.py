@@ -2,7 +2,8 @@
 redraws removed, each progress bar kept at its last state, and this machine's pip warnings about
 its local package index dropped.
 
-    bash docs/journeys/own_data.sh 2>&1 | python3 docs/journeys/clean_log.py > docs/journeys/own_data.log
+    bash docs/journeys/own_data.sh 2>&1 | python3 docs/journeys/clean_log.py \
+        > docs/journeys/own_data.log
 """
 
 import re
