@@ -146,7 +146,7 @@ def test_mobilenetv2_same_padding_is_tf_same_at_even_and_odd_sizes(size):
 
 
 @pytest.mark.requires_tf
-@pytest.mark.parametrize("size", [321, 500])
+@pytest.mark.parametrize("size", [321, 500, 513])
 def test_xception65_stem_is_tf_fixed_padding_at_even_and_odd_sizes(size):
     """TF research/deeplab's Xception-65 pads stride-2 convs explicitly (`fixed_padding`:
     (k_eff - 1) // 2 before, the rest after, then 'VALID'); our default padding is that."""

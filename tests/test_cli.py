@@ -82,6 +82,11 @@ def test_train_writes_model_checkpoints_logs_and_pictures(trained):
         assert [s for s, _ in scalars["train/loss"]] == [2, 4], sorted(scalars)
         assert [s for s, _ in scalars["train/learning_rate"]] == [2, 4]
         assert [s for s, _ in scalars["validation/val_miou"]] == [2, 4]
+        # Per-class IoU scalars carry the class names, not indices.
+        iou_tags = {t.split("/", 2)[2] for t in scalars if t.startswith("validation/val_iou/")}
+        from deeplab_keras import data
+
+        assert iou_tags and iou_tags <= set(data.get_layout("camvid").class_names), iou_tags
 
 
 def test_evaluate_and_predict(trained, tmp_path, capsys):
