@@ -31,7 +31,7 @@ def main():
         model = dk.load_model(args.model, dtype=None if dtype == "float32" else dtype)
         start = time.perf_counter()
         result = evaluation.evaluate(model, data.iterate_eval(examples, layout),
-                                     num_classes=len(layout.class_names),
+                                     num_classes=layout.num_classes,
                                      ignore_label=layout.ignore_label,
                                      progress=False)
         seconds = (time.perf_counter() - start) / result["num_images"]

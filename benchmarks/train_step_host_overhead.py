@@ -36,6 +36,9 @@ from inference import cpu_info
 from inference import versions
 
 IGNORE = 255
+# Every kind of variable `train_on_batch` collects before the step and writes back after it.
+STATE_KINDS = dict(trainable_variables=True, non_trainable_variables=True,
+                   optimizer_variables=True, metrics_variables=True, purge_model_variables=False)
 
 
 def parse_args(argv=None):
@@ -65,9 +68,7 @@ def host_work_ms(model, images, labels, reps, warmup):
     """(before, after) dispatch: medians of `train_on_batch` with a step that does nothing."""
     import jax
 
-    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
-                                 optimizer_variables=True, metrics_variables=True,
-                                 purge_model_variables=False)
+    state = model._get_jax_state(**STATE_KINDS)
     ready_logs, _ = model.train_function(state, iter([(images, labels, None)]))
     jax.block_until_ready(ready_logs)
     compiled, entered = model.train_function, []
@@ -122,9 +123,7 @@ def main(argv=None):
     model.train_on_batch(images, labels)  # builds and compiles the step
 
     before, after = host_work_ms(model, images, labels, args.reps, args.warmup)
-    t_get = median_ms(lambda: model._get_jax_state(
-        trainable_variables=True, non_trainable_variables=True, optimizer_variables=True,
-        metrics_variables=True, purge_model_variables=False), args.reps, args.warmup)
+    t_get = median_ms(lambda: model._get_jax_state(**STATE_KINDS), args.reps, args.warmup)
 
     def sync():
         model._jax_state_synced = False

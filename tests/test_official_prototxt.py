@@ -123,11 +123,10 @@ def test_release_file_loads_and_every_blob_maps_exactly_once(name, offline_mirro
         model = dk.load_model(record.name)
     finally:
         registry.unregister(record.name)
-    net_model = unwrap(model)
+    backbone = unwrap(model).backbone
     first_conv = next(n for n in blobs if types[n] == "Convolution")
-    keras_name = "conv1_conv" if first_conv == "conv1" else "block1_conv1"
     np.testing.assert_array_equal(
-        net_model.backbone.get_layer(keras_name).kernel.numpy(),
+        backbone.get_layer(_caffe_counterparts(backbone)[first_conv]).kernel.numpy(),
         np.transpose(blobs[first_conv][0], (2, 3, 1, 0)))
     # Each blob exactly once: the main network's blobs mapped, the MSC copies and BN factors
     # skipped, nothing left over (from_caffemodel raises on a blob it cannot place).
@@ -148,7 +147,7 @@ def test_the_two_caffe_zips_load_in_either_order_from_one_mirror(tmp_path, monke
     monkeypatch.setenv("DEEPLAB_KERAS_MIRROR", str(tmp_path / "mirror"))
     monkeypatch.setenv("DEEPLAB_KERAS_OFFLINE", "1")
     names = ["deeplab_resnet101_voc", "deeplab_vgg16_aspp_voc"]
-    records, first_kernels = {}, {}
+    records, first_convs = {}, {}
     try:
         for name in names:
             weights_file, phase, _, v1 = CASES[name]
@@ -159,15 +158,16 @@ def test_the_two_caffe_zips_load_in_either_order_from_one_mirror(tmp_path, monke
             registry.register(record)
             records[name] = record
             _package(record, str(tmp_path / "mirror"), text, blobs, types, dilations, v1)
-            first_kernels[name] = np.transpose(blobs["conv1" if "conv1" in blobs else
-                                                     "conv1_1"][0], (2, 3, 1, 0))
+            first = next(n for n in blobs if types[n] == "Convolution")
+            first_convs[name] = (first, np.transpose(blobs[first][0], (2, 3, 1, 0)))
         for order in (names, names[::-1]):
             monkeypatch.setenv("DEEPLAB_KERAS_CACHE", str(tmp_path / f"cache_{order[0]}"))
             for name in order:
                 backbone = unwrap(dk.load_model(records[name].name)).backbone
-                layer = "conv1_conv" if "resnet" in name else "block1_conv1"
-                np.testing.assert_array_equal(backbone.get_layer(layer).kernel.numpy(),
-                                              first_kernels[name])
+                first, kernel = first_convs[name]
+                np.testing.assert_array_equal(
+                    backbone.get_layer(_caffe_counterparts(backbone)[first]).kernel.numpy(),
+                    kernel)
     finally:
         for record in records.values():
             registry.unregister(record.name)
@@ -257,7 +257,7 @@ def test_every_backbone_convolution_has_the_prototxts_rate_and_stride(name):
     assert len(pairs) == (13 if "conv5_3" in pairs else 1 + 33 * 3 + 4)
     rates = {}
     for caffe_name, ours in pairs.items():
-        kernel, stride, _, dilation = cp.conv_geometry(layers[caffe_name]["conv"])
+        _, stride, _, dilation = cp.conv_geometry(layers[caffe_name]["conv"])
         layer = backbone.get_layer(ours)
         rates[caffe_name] = (layer.rate, dilation, layer.strides, stride)
     wrong = {k: v for k, v in rates.items() if v[0] != v[1] or v[2] != v[3]}
